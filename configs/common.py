@@ -1,0 +1,49 @@
+"""Helpers shared by the config files.
+
+`parse_arg` turns the text after the colon in `--config=configs/demo.py:smoke,seeds=3` into a
+ConfigDict, so a config file can offer named variants (`smoke`) and typed knobs.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, lazy: bool = False, **spec) -> ml_collections.ConfigDict:
+  """Parses `"a,b=2,c=x"` against defaults given as keyword arguments.
+
+  A bare name (`smoke`) sets a bool field to True. Values are cast to the type of the default.
+  Unknown names raise ValueError listing the valid ones, unless `lazy` is True (then they are
+  kept as strings).
+
+  Example: `parse_arg("smoke,seeds=3", smoke=False, seeds=1)` gives `smoke=True, seeds=3`.
+  """
+  cfg = ml_collections.ConfigDict(spec)
+  if not arg:
+    return cfg
+  for item in arg.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    name, eq, value = item.partition("=")
+    if name not in spec:
+      if not lazy:
+        raise ValueError(f"unknown config argument {name!r}; valid: {sorted(spec)}")
+      cfg[name] = value if eq else True
+      continue
+    default = spec[name]
+    if not eq:
+      if not isinstance(default, bool):
+        raise ValueError(f"config argument {name!r} needs a value ({name}=...)")
+      cfg[name] = True
+    elif isinstance(default, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"config argument {name}={value!r} is not a bool")
+      cfg[name] = value.lower() in ("true", "1")
+    elif isinstance(default, int):
+      cfg[name] = int(value)
+    elif isinstance(default, float):
+      cfg[name] = float(value)
+    else:
+      cfg[name] = value
+  return cfg

@@ -1,0 +1,87 @@
+"""What both entry scripts share: flags, the default workdir, config.json, one-line errors.
+
+An entry script defines `--config` / `--workdir` through `define_flags()` and hands its library
+function to `run()`. Bad input (a missing or corrupt file, a wrong index, an unknown config key, a
+non-finite loss) ends the process with one line on stderr naming the cause and a non-zero exit;
+set DENSESYNTH_DEBUG=1 to see the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+from densesynth_jax import io
+
+# The error types that mean "bad input or bad state", reported in one line rather than a traceback.
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, KeyError, IndexError,
+               AttributeError, FloatingPointError)
+
+
+def define_flags():
+  config = config_flags.DEFINE_config_file(
+      "config", None, "Config file, e.g. configs/demo.py or configs/demo.py:smoke. Override "
+      "fields with --config.a.b=value.", lock_config=True)
+  flags.mark_flags_as_required(["config"])
+  workdir = flags.DEFINE_string("workdir", None, "Run folder (default: runs/<config name>). A "
+                                "rerun with the same workdir resumes.")
+  return config, workdir
+
+
+def flags_parser(prog: str):
+  """An absl `flags_parser` that turns a bad `--config.x=...` override into a one-line error."""
+
+  def parse(argv):
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      # absl's own message (missing --config, a bad value) is already one line.
+      print(f"{prog}: error: {e}", file=sys.stderr)
+      sys.exit(1)
+    except (AttributeError, KeyError, ValueError, TypeError, OSError) as e:
+      msg = str(e.args[0] if e.args else e)
+      key = msg.strip("'\"")
+      culprits = [a for a in argv if a.startswith("--config.") and key in a.split("=")[0]]
+      if culprits:
+        msg = f"bad config override {culprits[0]}: unknown key {key!r}"
+      print(f"{prog}: error: {type(e).__name__}: {msg}", file=sys.stderr)
+      sys.exit(1)
+  return parse
+
+
+def config_name(config_path: str) -> str:
+  """`configs/demo.py:smoke` -> `demo-smoke` (the default run folder name)."""
+  path, _, arg = config_path.partition(":")
+  stem = Path(path).name.removesuffix(".py")
+  return f"{stem}-{arg.replace(',', '-').replace('=', '')}" if arg else stem
+
+
+def default_workdir() -> Path:
+  return Path("runs") / config_name(config_flags.get_config_filename(flags.FLAGS["config"]))
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
+  io.write_text(workdir / "config.json", config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+
+
+def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_holder,
+        workdir_holder, prog: str) -> None:
+  """Calls `library_fn(config, workdir)` after writing config.json; one-line errors."""
+  try:
+    config = config_holder.value
+    workdir = Path(workdir_holder.value) if workdir_holder.value else default_workdir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_config(config, workdir)
+    library_fn(config, workdir)
+  except USER_ERRORS as e:
+    if os.environ.get("DENSESYNTH_DEBUG"):
+      raise
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    print(f"{prog}: error: {type(e).__name__}: {msg}", file=sys.stderr)
+    sys.exit(1)
