@@ -36,7 +36,7 @@ class ImageSet:
 
   Attributes:
     images: uint8 (N, H, W, C).
-    ids: int64 (N,) stable image ids (e.g. file number), unique within the set.
+    ids: int64 (N,) stable image ids (e.g. file number); altered copies keep their source's id.
     strengths: float32 (N, A) real-valued attribute strengths, or None.
     groups: int64 (N,) identity / poser / group id per image, or None.
     attribute_names: names of the A strength columns (static).
@@ -84,6 +84,10 @@ class ImageSet:
     if self.strengths is None:
       raise ValueError(f"ImageSet has no strengths, so attribute {name!r} cannot be read")
     return self.strengths[:, self.attribute_index(name)]
+
+  def replace_images(self, images: np.ndarray) -> "ImageSet":
+    """The same annotations with other pixels (e.g. jittered copies)."""
+    return dataclasses.replace(self, images=images)
 
   def take(self, index: Sequence[int] | np.ndarray) -> "ImageSet":
     """The subset at `index` (any integer index array), annotations kept aligned."""
@@ -239,12 +243,16 @@ class Domain:
     pairs: attribute -> split name -> PairSet indexing into `images` (e.g. "train", "val",
       "test_fine", "test_coarse").
     info: free-form, JSON-serialisable description (how it was built, counts, seeds).
+    binary: attribute -> (N,) {0, 1} binary annotations where the dataset has them (CelebA's
+      40 attributes); used by the pre-label classifier and the Classifier baseline. Where an
+      attribute has none, those derive labels from its strengths (see experiments/assets.py).
   """
   name: str
   images: ImageSet
   splits: Mapping[str, np.ndarray]
   pairs: Mapping[str, Mapping[str, PairSet]]
   info: Mapping[str, object] = dataclasses.field(default_factory=dict)
+  binary: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     n = len(self.images)
@@ -260,6 +268,9 @@ class Domain:
           raise ValueError(f"domain {self.name}: pairs[{attr!r}][{split!r}] are for attribute "
                            f"{ps.attribute!r}")
         ps.validate(n, where=f"domain {self.name} {split} pairs")
+    for attr, lab in self.binary.items():
+      if np.shape(lab) != (n,) or not np.isin(lab, (0, 1)).all():
+        raise ValueError(f"domain {self.name}: binary labels of {attr!r} must be (N,) in {{0, 1}}")
 
   @property
   def attributes(self) -> tuple[str, ...]:
