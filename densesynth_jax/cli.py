@@ -20,8 +20,16 @@ from ml_collections import config_flags
 from densesynth_jax import io
 
 # The error types that mean "bad input or bad state", reported in one line rather than a traceback.
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, KeyError, IndexError,
-               AttributeError, FloatingPointError)
+USER_ERRORS = (OSError, ValueError, KeyError, IndexError, AttributeError, FloatingPointError)
+
+
+def one_line(e: BaseException) -> str:
+  """The root cause of an exception chain, on one line (config_flags wraps load errors)."""
+  while e.__cause__ is not None or (e.__context__ is not None and not e.__suppress_context__):
+    e = e.__cause__ or e.__context__
+  msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+  first = str(msg).strip().splitlines()[0] if str(msg).strip() else ""
+  return f"{type(e).__name__}: {first}"
 
 
 def define_flags():
@@ -38,19 +46,27 @@ def flags_parser(prog: str):
   """An absl `flags_parser` that turns a bad `--config.x=...` override into a one-line error."""
 
   def parse(argv):
+    for arg in argv[1:]:
+      if arg.startswith("--config="):
+        path = arg.split("=", 1)[1].split(":", 1)[0]
+        if not Path(path).is_file():
+          print(f"{prog}: error: FileNotFoundError: config file not found: {path}", file=sys.stderr)
+          sys.exit(1)
     try:
       return flags.FLAGS(argv)
     except flags.Error as e:
-      # absl's own message (missing --config, a bad value) is already one line.
-      print(f"{prog}: error: {e}", file=sys.stderr)
+      # absl's message is one line, unless a config's get_config raised: then keep the last
+      # line of the traceback it quotes (the root cause).
+      lines = [l for l in str(e).splitlines() if l.strip()]
+      msg = lines[-1] if any("Traceback" in l for l in lines) else " ".join(lines)
+      print(f"{prog}: error: {msg}", file=sys.stderr)
       sys.exit(1)
     except (AttributeError, KeyError, ValueError, TypeError, OSError) as e:
-      msg = str(e.args[0] if e.args else e)
-      key = msg.strip("'\"")
+      key = str(e.args[0] if e.args else e).strip("'\"")
       culprits = [a for a in argv if a.startswith("--config.") and key in a.split("=")[0]]
-      if culprits:
-        msg = f"bad config override {culprits[0]}: unknown key {key!r}"
-      print(f"{prog}: error: {type(e).__name__}: {msg}", file=sys.stderr)
+      msg = (f"{type(e).__name__}: bad config override {culprits[0]}: unknown key {key!r}"
+             if culprits else one_line(e))
+      print(f"{prog}: error: {msg}", file=sys.stderr)
       sys.exit(1)
   return parse
 
@@ -67,7 +83,9 @@ def default_workdir() -> Path:
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-  io.write_text(workdir / "config.json", config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+  text = config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
+  workdir.mkdir(parents=True, exist_ok=True)
+  io.write_text(workdir / "config.json", text)
 
 
 def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_holder,
@@ -75,13 +93,12 @@ def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_
   """Calls `library_fn(config, workdir)` after writing config.json; one-line errors."""
   try:
     config = config_holder.value
+    config.to_dict()  # a config file that failed to load raises here, before any output
     workdir = Path(workdir_holder.value) if workdir_holder.value else default_workdir()
-    workdir.mkdir(parents=True, exist_ok=True)
     write_config(config, workdir)
     library_fn(config, workdir)
   except USER_ERRORS as e:
     if os.environ.get("DENSESYNTH_DEBUG"):
       raise
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"{prog}: error: {type(e).__name__}: {msg}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
     sys.exit(1)

@@ -1,0 +1,22 @@
+"""A tiny config for the test suite: 32x32 sprites, few identities, seconds on a CPU.
+
+  python train_ranker.py --config=configs/test.py --workdir=/tmp/densesynth_test
+"""
+
+from configs import demo
+
+
+def get_config(arg=None):
+  config = demo.get_config("smoke")
+  config.attributes = ("smiling", "mouth_open")
+  config.data.image_size = 32  # small images: rendering and features in a few seconds
+  config.data.num_train_identities = 16
+  config.data.num_val_identities = 4
+  config.data.num_test_identities = 6
+  config.data.images_per_identity = 6
+  config.data.train_pairs = 60
+  config.data.val_pairs = 30
+  config.data.test_fine_pairs = 60
+  config.data.test_coarse_pairs = 60
+  config.features.pixels_size = 8  # 8x8x3 = 192-d pixel features
+  return config

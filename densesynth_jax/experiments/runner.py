@@ -1,0 +1,216 @@
+"""The experiment runner behind `train_ranker.py`.
+
+For every (ranker, method, attribute, seed) cell the config asks for: build the method's training
+pool, train the ranker, and measure pairwise accuracy on every test set. Each finished cell is
+written to `rankers/<ranker>/<method>/<attribute>/seed<k>.json` together with a fingerprint of the
+config that produced it, so an interrupted run resumes where it stopped and a changed config
+recomputes. At the end: `results.json`, `results.md` (the paper's table layout), `results.csv`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import ml_collections
+import numpy as np
+
+from densesynth_jax import io
+from densesynth_jax.data.registry import load_domain
+from densesynth_jax.experiments import methods as methods_lib
+from densesynth_jax.experiments import tables
+from densesynth_jax.types import Domain, PairSet
+
+# Top-level config fields that choose WHICH cells run, not HOW a cell is computed.
+_SELECTION_FIELDS = ("rankers", "methods", "attributes", "seeds")
+
+
+@dataclasses.dataclass
+class CellContext:
+  """Everything a ranker needs for one cell."""
+  config: ml_collections.ConfigDict
+  domain: Domain
+  pool: methods_lib.Pool
+  attribute: str
+  seed: int
+  workdir: Path
+  features: Callable[[str], np.ndarray]  # feature name -> (len(pool.images), D) float32
+  eval_pairs: Mapping[str, PairSet]      # test / val set name -> ordered pairs into pool.images
+  assets: methods_lib.Assets             # pre-label strengths, synthetic sets (lazy)
+
+
+def margin_accuracy(margins: np.ndarray, pairs: PairSet) -> float:
+  """Fraction of ORDERED pairs whose predicted margin has the label's sign (0 counts as wrong)."""
+  label = np.asarray(pairs.label)
+  ordered = label != 0
+  if not ordered.any():
+    raise ValueError(f"no ordered pairs to evaluate for attribute {pairs.attribute!r}")
+  margins = np.asarray(margins)
+  if margins.shape != label.shape:
+    raise ValueError(f"{margins.shape[0]} margins for {label.shape[0]} pairs")
+  return float(np.mean(np.sign(margins[ordered]) == label[ordered]))
+
+
+def _standardized(x: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+  mu = x[fit_rows].mean(0)
+  sd = x[fit_rows].std(0)
+  return ((x - mu) / np.where(sd > 1e-6, sd, 1.0)).astype(np.float32)
+
+
+def ranksvm_global(ctx: CellContext) -> dict[str, np.ndarray]:
+  """RelAttr: one linear RankSVM on all pool pairs; margins s(a) - s(b) on every eval set."""
+  from densesynth_jax.rankers import ranksvm
+  cfg = ctx.config.ranksvm
+  x = ctx.features(cfg.feature)
+  train_rows = np.unique(np.concatenate([ctx.pool.pairs.a, ctx.pool.pairs.b]))
+  x = _standardized(x, train_rows) if cfg.standardize else x
+  diffs, targets, weights = ranksvm.pair_differences(x, ctx.pool.pairs)
+  w = np.asarray(ranksvm.fit_ranksvm(diffs, targets, weights, C=cfg.C, max_iter=cfg.max_iter))
+  s = x @ w
+  return {name: s[p.a] - s[p.b] for name, p in ctx.eval_pairs.items()}
+
+
+def classifier(ctx: CellContext) -> dict[str, np.ndarray]:
+  """The Classifier baseline: score = the binary attribute classifier's output on each image.
+
+  The classifier is the pre-label one, trained on the generator's training images; ranking by
+  its posterior p(A|x) equals ranking by its decision value (a monotone map), which is used.
+  """
+  s = ctx.assets.prelabel(ctx.attribute)
+  return {name: s[p.a] - s[p.b] for name, p in ctx.eval_pairs.items()}
+
+
+# name -> fn(ctx) -> {eval set: margins}
+RANKERS: dict[str, Callable[[CellContext], dict[str, np.ndarray]]] = {
+    "ranksvm_global": ranksvm_global,
+    "classifier": classifier,
+}
+CLASSIFIER = "classifier"  # the method that is its own ranker: one row, whatever the rankers
+
+
+def _fingerprint(config: ml_collections.ConfigDict, **cell) -> str:
+  d = {k: v for k, v in config.to_dict().items() if k not in _SELECTION_FIELDS}
+  blob = json.dumps(dict(config=d, cell=cell), sort_keys=True, default=str)
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class FeatureCache:
+  """Features of the domain's images computed once per run, of added images once per pool."""
+
+  def __init__(self, config: ml_collections.ConfigDict, domain: Domain, cache_dir: Path):
+    self.config, self.domain, self.cache_dir = config, domain, cache_dir
+    self._domain_feats: dict[str, np.ndarray] = {}
+
+  def for_pool(self, pool: methods_lib.Pool) -> Callable[[str], np.ndarray]:
+    from densesynth_jax.features import extract
+
+    def get(name: str) -> np.ndarray:
+      if name not in self._domain_feats:
+        self._domain_feats[name] = extract.cached_features(
+            name, self.domain.images, self.config.features, self.cache_dir)
+      x = self._domain_feats[name]
+      if len(pool.images) > pool.num_domain_images:
+        added = pool.images.take(np.arange(pool.num_domain_images, len(pool.images)))
+        x = np.concatenate([x, extract.cached_features(name, added, self.config.features,
+                                                       self.cache_dir)])
+      return x
+    return get
+
+
+def cell_list(config: ml_collections.ConfigDict) -> list[tuple[str, str, str, int]]:
+  """(ranker, method, attribute, seed) for every requested cell; Classifier once per (a, s)."""
+  cells = [(r, m, a, s) for r in config.rankers for m in config.methods if m != CLASSIFIER
+           for a in config.attributes for s in config.seeds]
+  if CLASSIFIER in config.methods:
+    cells += [(CLASSIFIER, CLASSIFIER, a, s) for a in config.attributes for s in config.seeds]
+  return cells
+
+
+def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
+  if CLASSIFIER in config.rankers:
+    raise ValueError(f"{CLASSIFIER!r} is a method, not a ranker: list it in config.methods")
+  for name, registry in (("rankers", RANKERS), ("methods", methods_lib.METHODS)):
+    unknown = [x for x in config[name] if x not in registry]
+    if unknown:
+      raise ValueError(f"unknown {name} {unknown}; valid: {sorted(registry)}")
+  missing = [a for a in config.attributes if a not in domain.pairs]
+  if missing:
+    raise KeyError(f"attributes {missing} have no pairs in domain {domain.name}; it has "
+                   f"{sorted(domain.pairs)}")
+  for a in config.attributes:
+    for t in config.test_sets:
+      if t not in domain.pairs[a]:
+        raise KeyError(f"domain {domain.name} has no {t!r} pairs for {a!r}")
+  if not len(config.seeds):
+    raise ValueError("config.seeds is empty: nothing to run")
+
+
+def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets, ranker: str,
+             method: str, attribute: str, seed: int, workdir: Path) -> dict:
+  """Trains and evaluates one cell, or returns its cached record when the config is unchanged."""
+  cell_dir = workdir / "rankers" / ranker / method / attribute
+  path = cell_dir / f"seed{seed}.json"
+  fp = _fingerprint(config, ranker=ranker, method=method, attribute=attribute, seed=seed)
+  if path.exists():
+    record = io.read_json(path)
+    if record.get("fingerprint") == fp:
+      return record | {"cached": True}
+  t0 = time.perf_counter()
+  pool = methods_lib.build_pool(method, domain, attribute, config, seed, assets)
+  eval_pairs = {t: domain.pairs[attribute][t].ordered() for t in config.test_sets}
+  ctx = CellContext(config, domain, pool, attribute, seed, cell_dir, features.for_pool(pool),
+                    eval_pairs, assets)
+  margins = RANKERS[ranker](ctx)
+  accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in config.test_sets}
+  record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
+                accuracy=accuracy, num_test_pairs={t: len(p) for t, p in eval_pairs.items()},
+                pool=pool.info, seconds=round(time.perf_counter() - t0, 3), fingerprint=fp)
+  io.write_json(path, record)
+  return record
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+  """Runs every requested cell (resuming finished ones) and writes the result tables."""
+  workdir = Path(workdir)
+  t_start = time.perf_counter()
+  domain = load_domain(config.data)
+  _check_selection(config, domain)
+  print(f"[data] domain {domain.name}: {len(domain.images)} images, "
+        + ", ".join(f"{a}: {len(domain.pairs[a]['train'])} train pairs" for a in config.attributes),
+        flush=True)
+  if config.figures.domain:
+    from densesynth_jax.experiments.figures import save_domain_figures
+    save_domain_figures(domain, workdir / "figures")
+
+  features = FeatureCache(config, domain, workdir / "cache" / "features")
+  from densesynth_jax.experiments.assets import RunAssets
+  assets = RunAssets(config, domain, workdir, features)
+  cells = cell_list(config)
+  records = []
+  for i, (r, m, a, s) in enumerate(cells, 1):
+    print(f"[cell {i}/{len(cells)}] ranker={r} method={m} attribute={a} seed={s}", flush=True)
+    rec = run_cell(config, domain, features, assets, r, m, a, s, workdir)
+    records.append(rec)
+    accs = ", ".join(f"{t} {100 * v:.2f}%" for t, v in rec["accuracy"].items())
+    print(f"[cell {i}/{len(cells)}] {'cached' if rec.get('cached') else 'done'}: {accs}",
+          flush=True)
+
+  summary = tables.summarize(records, config.test_sets)
+  results = dict(domain=domain.name, domain_info=dict(domain.info), test_sets=list(config.test_sets),
+                 summary=summary, cells=[{k: v for k, v in r.items() if k != "cached"}
+                                          for r in records],
+                 wall_seconds=round(time.perf_counter() - t_start, 1))
+  io.write_json(workdir / "results.json", results)
+  md = tables.markdown_tables(summary, list(config.rankers) + [CLASSIFIER], config.methods,
+                              config.attributes,
+                              title=f"Results: domain {domain.name}")
+  io.write_text(workdir / "results.md", md + "\n")
+  io.write_text(workdir / "results.csv", tables.csv_text(summary))
+  print(md, flush=True)
+  print(f"[done] {len(cells)} cells in {results['wall_seconds']} s; results in {workdir}",
+        flush=True)
+  return results
