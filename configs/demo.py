@@ -18,7 +18,7 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
 
   # Which cells run: every (ranker, method, attribute, seed) combination.
-  config.rankers = ("ranksvm_global",)  # registry in densesynth_jax/experiments/runner.py
+  config.rankers = ("ranksvm_global", "ranksvm_local")  # registry in densesynth_jax/experiments/runner.py
   config.methods = ("real",)  # registry in densesynth_jax/experiments/methods.py
   config.attributes = ("smiling", "mouth_open", "eyes_open")  # attributes with real pairs
   config.seeds = (0,)  # results are mean ± std over these
@@ -30,10 +30,15 @@ def get_config(arg=None):
   config.features = extract.default_config()
 
   config.ranksvm = ml_collections.ConfigDict()
-  config.ranksvm.feature = "pixels"  # feature name from densesynth_jax/features/extract.py
+  config.ranksvm.feature = "gist_lab"  # the paper's 990-d GIST + Lab (features/extract.py)
   config.ranksvm.C = 0.1  # RankSVM trade-off (RelAttr's default)
   config.ranksvm.max_iter = 10  # Newton steps (RelAttr: at most 10)
   config.ranksvm.standardize = True  # z-score features with the training pool's statistics
+  config.ranksvm.k = 0  # local learning: neighbours per test pair; <= 0 chooses K on val pairs
+  config.ranksvm.k_grid = (25, 50, 100, 200)  # the K candidates validated when k <= 0
+  config.ranksvm.metric = "euclidean"  # neighbour distance: "euclidean" or "kissme" (learned)
+  config.ranksvm.metric_rank = 32  # KISSME's PCA dimension
+  config.ranksvm.chunk_size = 256  # test pairs solved together per compiled chunk
 
   config.figures = ml_collections.ConfigDict()
   config.figures.domain = True  # contact sheet and strength histograms of the domain

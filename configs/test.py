@@ -19,4 +19,7 @@ def get_config(arg=None):
   config.data.test_fine_pairs = 60
   config.data.test_coarse_pairs = 60
   config.features.pixels_size = 8  # 8x8x3 = 192-d pixel features
+  config.features.gist_image_size = 32  # GIST at the images' own size
+  config.ranksvm.feature = "pixels"  # cheap features keep the end-to-end test fast
+  config.ranksvm.k_grid = (10, 30)  # few candidates for local K
   return config

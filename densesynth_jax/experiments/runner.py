@@ -19,11 +19,14 @@ from typing import Callable, Mapping
 import ml_collections
 import numpy as np
 
+import jax
+
 from densesynth_jax import io
 from densesynth_jax.data.registry import load_domain
 from densesynth_jax.experiments import methods as methods_lib
 from densesynth_jax.experiments import tables
-from densesynth_jax.types import Domain, PairSet
+from densesynth_jax.experiments.evaluate import margin_accuracy
+from densesynth_jax.types import SOURCE_CODE, Domain, PairSet
 
 # Top-level config fields that choose WHICH cells run, not HOW a cell is computed.
 _SELECTION_FIELDS = ("rankers", "methods", "attributes", "seeds")
@@ -41,37 +44,73 @@ class CellContext:
   features: Callable[[str], np.ndarray]  # feature name -> (len(pool.images), D) float32
   eval_pairs: Mapping[str, PairSet]      # test / val set name -> ordered pairs into pool.images
   assets: methods_lib.Assets             # pre-label strengths, synthetic sets (lazy)
+  info: dict = dataclasses.field(default_factory=dict)       # JSON facts for the cell record
+  artifacts: dict = dataclasses.field(default_factory=dict)  # arrays kept in the run (figures)
 
 
-def margin_accuracy(margins: np.ndarray, pairs: PairSet) -> float:
-  """Fraction of ORDERED pairs whose predicted margin has the label's sign (0 counts as wrong)."""
-  label = np.asarray(pairs.label)
-  ordered = label != 0
-  if not ordered.any():
-    raise ValueError(f"no ordered pairs to evaluate for attribute {pairs.attribute!r}")
-  margins = np.asarray(margins)
-  if margins.shape != label.shape:
-    raise ValueError(f"{margins.shape[0]} margins for {label.shape[0]} pairs")
-  return float(np.mean(np.sign(margins[ordered]) == label[ordered]))
-
-
-def _standardized(x: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
-  mu = x[fit_rows].mean(0)
-  sd = x[fit_rows].std(0)
-  return ((x - mu) / np.where(sd > 1e-6, sd, 1.0)).astype(np.float32)
+def _pool_features(ctx: CellContext) -> np.ndarray:
+  """The RankSVM feature of every pool image, z-scored with the training pairs' images."""
+  from densesynth_jax.features import extract
+  cfg = ctx.config.ranksvm
+  x = ctx.features(cfg.feature)
+  if not cfg.standardize:
+    return x
+  train_rows = np.unique(np.concatenate([ctx.pool.pairs.a, ctx.pool.pairs.b]))
+  _, standardized = extract.standardize(x[train_rows], x)
+  return standardized.astype(np.float32)
 
 
 def ranksvm_global(ctx: CellContext) -> dict[str, np.ndarray]:
   """RelAttr: one linear RankSVM on all pool pairs; margins s(a) - s(b) on every eval set."""
   from densesynth_jax.rankers import ranksvm
   cfg = ctx.config.ranksvm
-  x = ctx.features(cfg.feature)
-  train_rows = np.unique(np.concatenate([ctx.pool.pairs.a, ctx.pool.pairs.b]))
-  x = _standardized(x, train_rows) if cfg.standardize else x
+  x = _pool_features(ctx)
   diffs, targets, weights = ranksvm.pair_differences(x, ctx.pool.pairs)
   w = np.asarray(ranksvm.fit_ranksvm(diffs, targets, weights, C=cfg.C, max_iter=cfg.max_iter))
   s = x @ w
   return {name: s[p.a] - s[p.b] for name, p in ctx.eval_pairs.items()}
+
+
+def ranksvm_local(ctx: CellContext) -> dict[str, np.ndarray]:
+  """FG-LP: a RankSVM per test pair on its K most analogous pool pairs, all solved together.
+
+  K is chosen on the domain's val pairs from `ranksvm.k_grid` (or fixed by `ranksvm.k` > 0);
+  the neighbour metric is Euclidean or KISSME (`ranksvm.metric`). The selected K, the share of
+  synthetic pairs among the neighbours, and the neighbours themselves (for the Figure-4-style
+  plot) are kept in `ctx.info`.
+  """
+  from densesynth_jax.rankers import local, metric as metric_lib
+  from densesynth_jax.train import mesh as mesh_lib
+  cfg = ctx.config.ranksvm
+  x = _pool_features(ctx)
+  pairs = ctx.pool.pairs
+  mesh = mesh_lib.make_mesh() if jax.device_count() > 1 else None
+  learned = None
+  if cfg.metric == "kissme":
+    learned = metric_lib.kissme(x, pairs, rank=cfg.metric_rank)
+  elif cfg.metric != "euclidean":
+    raise ValueError(f"unknown ranksvm.metric {cfg.metric!r}; valid: ['euclidean', 'kissme']")
+  common = dict(C=cfg.C, max_iter=cfg.max_iter, metric=learned, chunk_size=cfg.chunk_size,
+                mesh=mesh)
+  k = int(cfg.k)
+  if k <= 0:
+    val = ctx.domain.pairs[ctx.attribute].get("val")
+    if val is None or not len(val.ordered()):
+      raise KeyError(f"choosing K needs ordered 'val' pairs for {ctx.attribute!r}; set "
+                     f"ranksvm.k > 0 to fix K instead")
+    k, by_k = local.select_k(x, pairs, x, val, grid=tuple(cfg.k_grid), **common)
+    ctx.info["val_accuracy_by_k"] = {str(kk): v for kk, v in by_k.items()}
+  ctx.info["k"] = k
+  out = {}
+  for name, p in ctx.eval_pairs.items():
+    res = local.local_ranksvm(x, pairs, x, p.a, p.b, k=k, **common)
+    out[name] = res.margin
+    src = pairs.source[res.neighbours]
+    ctx.info[f"neighbour_sources_{name}"] = {
+        code_name: float(np.mean(src == code)) for code_name, code in SOURCE_CODE.items()
+        if np.any(src == code)}
+    ctx.artifacts[f"neighbours_{name}"] = res.neighbours
+  return out
 
 
 def classifier(ctx: CellContext) -> dict[str, np.ndarray]:
@@ -87,6 +126,7 @@ def classifier(ctx: CellContext) -> dict[str, np.ndarray]:
 # name -> fn(ctx) -> {eval set: margins}
 RANKERS: dict[str, Callable[[CellContext], dict[str, np.ndarray]]] = {
     "ranksvm_global": ranksvm_global,
+    "ranksvm_local": ranksvm_local,
     "classifier": classifier,
 }
 CLASSIFIER = "classifier"  # the method that is its own ranker: one row, whatever the rankers
@@ -168,7 +208,10 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
   accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in config.test_sets}
   record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
                 accuracy=accuracy, num_test_pairs={t: len(p) for t, p in eval_pairs.items()},
-                pool=pool.info, seconds=round(time.perf_counter() - t0, 3), fingerprint=fp)
+                pool=pool.info, ranker_info=ctx.info,
+                seconds=round(time.perf_counter() - t0, 3), fingerprint=fp)
+  if ctx.artifacts:
+    io.save_npz(cell_dir / f"seed{seed}_artifacts.npz", **ctx.artifacts)
   io.write_json(path, record)
   return record
 
