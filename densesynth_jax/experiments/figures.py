@@ -1,0 +1,174 @@
+"""Figures: contact sheets of images and histograms of attribute strengths, as PNG.
+
+Matplotlib with the Agg backend (no display needed); every file is written atomically through
+`densesynth_jax.io.save_figure`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from densesynth_jax import io  # noqa: E402
+from densesynth_jax.types import Domain  # noqa: E402
+
+
+# Short names for image titles; others are cut to 5 letters.
+_SHORT = {"smiling": "smile", "mouth_open": "mouth", "eyes_open": "eyes"}
+
+
+def save_contact_sheet(path: str | os.PathLike, images: np.ndarray, ncols: int = 10,
+                       titles: Sequence[str] | None = None, upscale: int = 2) -> None:
+  """A grid of images, optionally titled, saved as PNG.
+
+  Args:
+    path: output .png.
+    images: uint8 (N, H, W, 3) or (N, H, W) / (N, H, W, 1) grey.
+    ncols: images per row.
+    titles: N short strings (one per image, shown above it), or None.
+    upscale: each image pixel becomes upscale × upscale screen pixels (nearest neighbour, so
+      small images stay crisp).
+  """
+  images = np.asarray(images)
+  if images.ndim == 4 and images.shape[-1] == 1:
+    images = images[..., 0]
+  if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+    raise ValueError(f"save_contact_sheet({path}): images must be (N, H, W, 3) or (N, H, W), got "
+                     f"shape {images.shape}")
+  if images.dtype != np.uint8:
+    raise ValueError(f"save_contact_sheet({path}): images must be uint8, got {images.dtype}")
+  n = len(images)
+  if n == 0:
+    raise ValueError(f"save_contact_sheet({path}): no images to show")
+  if titles is not None and len(titles) != n:
+    raise ValueError(f"save_contact_sheet({path}): {len(titles)} titles for {n} images")
+  if ncols < 1 or upscale < 1:
+    raise ValueError(f"save_contact_sheet({path}): ncols and upscale must be >= 1, got {ncols}, "
+                     f"{upscale}")
+  ncols = min(ncols, n)
+  nrows = -(-n // ncols)
+  h, w = images.shape[1:3]
+  dpi = 100
+  title_h = 0.32 if titles is not None else 0.05  # inches of title space per row
+  cell_w, cell_h = w * upscale / dpi + 0.06, h * upscale / dpi + title_h
+  fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell_w, nrows * cell_h), dpi=dpi,
+                           squeeze=False)
+  for i, ax in enumerate(axes.flat):
+    ax.set_axis_off()
+    if i >= n:
+      continue
+    img = np.repeat(np.repeat(images[i], upscale, axis=0), upscale, axis=1)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255,
+              interpolation="nearest")
+    if titles is not None:
+      ax.set_title(titles[i], fontsize=6, pad=2)
+  fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=0.03, hspace=0.05)
+  io.save_figure(fig, path, dpi=dpi)
+
+
+def save_strength_histograms(path: str | os.PathLike,
+                             strengths: np.ndarray | Mapping[str, np.ndarray],
+                             names: Sequence[str], bins: int = 40, title: str = "") -> None:
+  """One histogram per attribute (column), saved as PNG.
+
+  Args:
+    path: output .png.
+    strengths: float (N, A), or a mapping pool name -> (N_k, A) to overlay several pools (e.g.
+      {"train": ..., "test": ...}); each pool's histogram is normalised to a density so pools
+      of different sizes compare.
+    names: the A attribute names (subplot titles).
+    bins: bins per histogram, over the pooled range of each attribute.
+    title: figure title.
+  """
+  pools = dict(strengths) if isinstance(strengths, Mapping) else {"": strengths}
+  if not pools:
+    raise ValueError(f"save_strength_histograms({path}): no strengths given")
+  names = list(names)
+  for pool, s in pools.items():
+    s = np.asarray(s, np.float64)
+    if s.ndim != 2 or s.shape[1] != len(names) or len(s) == 0:
+      raise ValueError(f"save_strength_histograms({path}): strengths{f'[{pool}]' if pool else ''} "
+                       f"has shape {s.shape}, expected (N>0, {len(names)}) for {names}")
+    bad = np.flatnonzero(~np.isfinite(s).all(axis=1))
+    if bad.size:
+      raise ValueError(f"save_strength_histograms({path}): strengths{f'[{pool}]' if pool else ''} "
+                       f"not finite at row {int(bad[0])}")
+    pools[pool] = s
+  a = len(names)
+  ncols = min(a, 4)
+  nrows = -(-a // ncols)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+  for j, ax in enumerate(axes.flat):
+    if j >= a:
+      ax.set_axis_off()
+      continue
+    lo = min(s[:, j].min() for s in pools.values())
+    hi = max(s[:, j].max() for s in pools.values())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    for pool, s in pools.items():
+      label = f"{pool} (n={len(s)})" if pool else None
+      ax.hist(s[:, j], bins=edges, density=len(pools) > 1, alpha=0.55 if len(pools) > 1 else 0.9,
+              label=label)
+    ax.set_title(names[j], fontsize=9)
+    ax.tick_params(labelsize=7)
+    if len(pools) > 1 and j == 0:
+      ax.legend(fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  io.save_figure(fig, path)
+
+
+def save_domain_figures(domain: Domain, outdir: str | os.PathLike, identities: int = 5,
+                        per_identity: int = 8) -> list[Path]:
+  """A contact sheet and strength histograms of a domain with known strengths (e.g. sprites).
+
+  Writes `outdir/sprites_contact_sheet.png` (`per_identity` train images of each of `identities`
+  train identities, one identity per row, titled with the expression strengths) and
+  `outdir/strength_histograms.png` (the paired attributes' strengths of the train pool, whose
+  clusters leave gaps, overlaid on the test pool's). Returns the paths written.
+  """
+  outdir = Path(outdir)
+  images = domain.images
+  if images.strengths is None:
+    raise ValueError(f"domain {domain.name} has no attribute strengths to plot")
+  names = [a for a in domain.attributes if a in images.attribute_names] or \
+      list(images.attribute_names)
+  cols = [images.attribute_index(a) for a in names]
+  train = np.asarray(domain.splits.get("train", np.arange(len(images))))
+  if train.size == 0:
+    raise ValueError(f"domain {domain.name}: the train split is empty")
+
+  if images.groups is not None:
+    groups = images.groups[train]
+    chosen = list(dict.fromkeys(groups.tolist()))[:identities]
+    rows = [train[groups == g][:per_identity] for g in chosen]
+    per_row = max(len(r) for r in rows)
+    show = np.concatenate(rows)
+  else:
+    show = train[: identities * per_identity]
+    per_row = per_identity
+  short = {a: _SHORT.get(a, a[:5]) for a in names}
+  titles = [" ".join(f"{short[a]}={images.strengths[i, c]:.2f}" for a, c in zip(names, cols))
+            for i in show]
+  # Two attributes per title line keeps titles narrower than 64-pixel images shown at 2x.
+  titles = ["\n".join(" ".join(t.split(" ")[k:k + 2]) for k in range(0, len(names), 2))
+            for t in titles]
+  sheet = outdir / f"{domain.name}_contact_sheet.png"
+  save_contact_sheet(sheet, images.images[show], ncols=per_row, titles=titles, upscale=2)
+
+  pools = {"train": images.strengths[train][:, cols]}
+  if "test" in domain.splits and len(domain.splits["test"]):
+    pools["test"] = images.strengths[np.asarray(domain.splits["test"])][:, cols]
+  hist = outdir / "strength_histograms.png"
+  save_strength_histograms(hist, pools, names,
+                           title=f"{domain.name}: attribute strengths of the train (real) and "
+                                 f"test pools")
+  return [sheet, hist]
