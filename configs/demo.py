@@ -42,6 +42,7 @@ def get_config(arg=None):
 
   config.figures = ml_collections.ConfigDict()
   config.figures.domain = True  # contact sheet and strength histograms of the domain
+  config.figures.neighbours = True  # local rankers: test pairs with their nearest training pairs
 
   if arg.smoke:
     config.data.num_train_identities = 40

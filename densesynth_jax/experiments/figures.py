@@ -172,3 +172,54 @@ def save_domain_figures(domain: Domain, outdir: str | os.PathLike, identities: i
                            title=f"{domain.name}: attribute strengths of the train (real) and "
                                  f"test pools")
   return [sheet, hist]
+
+
+# Frame colours of training pairs by source (types.SOURCES order): real, synth, jitter, pseudo.
+_SOURCE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:gray")
+
+
+def save_neighbour_figure(path: str | os.PathLike, images: np.ndarray, test_a: np.ndarray,
+                          test_b: np.ndarray, test_label: np.ndarray, train_pairs,
+                          neighbours: np.ndarray, num_test: int = 4, num_neighbours: int = 4,
+                          title: str = "") -> None:
+  """Test pairs and their most analogous training pairs (the paper's Figure 4), as PNG.
+
+  Each row: a test pair (black frame) followed by its `num_neighbours` nearest training pairs,
+  framed by source (blue real, orange synthetic, green jitter, grey pseudo), labelled with the
+  pair's label (">": left shows more, "<": right shows more, "=": equal).
+
+  Args:
+    images: uint8 (N, H, W, 3) pool images that test and training pairs index.
+    test_a, test_b, test_label: (T,) the test pairs.
+    train_pairs: PairSet into `images`.
+    neighbours: int (T, K) indices into `train_pairs`, nearest first.
+  """
+  from densesynth_jax.types import SOURCES
+  t = min(num_test, len(test_a))
+  k = min(num_neighbours, neighbours.shape[1])
+  if t == 0 or k == 0:
+    raise ValueError(f"save_neighbour_figure({path}): nothing to show ({t} test pairs, {k} "
+                     f"neighbours)")
+  sym = {1: ">", -1: "<", 0: "="}
+  fig, axes = plt.subplots(t, 2 * (k + 1), figsize=(1.1 * 2 * (k + 1), 1.35 * t), squeeze=False)
+  for r in range(t):
+    rows = [(test_a[r], test_b[r], int(test_label[r]), "black", "test")]
+    for j in neighbours[r, :k]:
+      src = int(train_pairs.source[j])
+      rows.append((train_pairs.a[j], train_pairs.b[j], int(train_pairs.label[j]),
+                   _SOURCE_COLOURS[src], SOURCES[src]))
+    for c, (a, b, lab, colour, name) in enumerate(rows):
+      for side, idx in enumerate((a, b)):
+        ax = axes[r, 2 * c + side]
+        ax.imshow(images[idx], interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+          spine.set_edgecolor(colour)
+          spine.set_linewidth(3)
+        if side == 0:
+          ax.set_title(f"{name} {sym[lab]}", fontsize=7, loc="left", color=colour)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  io.save_figure(fig, path)

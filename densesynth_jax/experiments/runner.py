@@ -44,6 +44,7 @@ class CellContext:
   features: Callable[[str], np.ndarray]  # feature name -> (len(pool.images), D) float32
   eval_pairs: Mapping[str, PairSet]      # test / val set name -> ordered pairs into pool.images
   assets: methods_lib.Assets             # pre-label strengths, synthetic sets (lazy)
+  pool_method: str = ""                  # the method that built the pool
   info: dict = dataclasses.field(default_factory=dict)       # JSON facts for the cell record
   artifacts: dict = dataclasses.field(default_factory=dict)  # arrays kept in the run (figures)
 
@@ -189,6 +190,25 @@ def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
     raise ValueError("config.seeds is empty: nothing to run")
 
 
+def _neighbour_figure(ctx: CellContext, workdir: Path) -> None:
+  """Figure 4 of the paper for local rankers: test pairs and their nearest training pairs."""
+  if not ctx.config.figures.neighbours or ctx.seed != ctx.config.seeds[0]:
+    return
+  test_set = ctx.config.test_sets[0]
+  nbr = ctx.artifacts.get(f"neighbours_{test_set}")
+  if nbr is None:
+    return
+  from densesynth_jax.experiments.figures import save_neighbour_figure
+  p = ctx.eval_pairs[test_set]
+  rng = np.random.default_rng(ctx.seed)
+  show = np.sort(rng.permutation(len(p))[:4])
+  save_neighbour_figure(
+      workdir / "figures" / f"neighbours_{ctx.attribute}_{ctx.pool_method}.png",
+      ctx.pool.images.images, p.a[show], p.b[show], p.label[show], ctx.pool.pairs, nbr[show],
+      title=f"{ctx.attribute}: {test_set} pairs and their nearest training pairs "
+            f"({ctx.pool_method}, K={ctx.info.get('k')})")
+
+
 def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets, ranker: str,
              method: str, attribute: str, seed: int, workdir: Path) -> dict:
   """Trains and evaluates one cell, or returns its cached record when the config is unchanged."""
@@ -203,7 +223,7 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
   pool = methods_lib.build_pool(method, domain, attribute, config, seed, assets)
   eval_pairs = {t: domain.pairs[attribute][t].ordered() for t in config.test_sets}
   ctx = CellContext(config, domain, pool, attribute, seed, cell_dir, features.for_pool(pool),
-                    eval_pairs, assets)
+                    eval_pairs, assets, method)
   margins = RANKERS[ranker](ctx)
   accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in config.test_sets}
   record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
@@ -212,6 +232,7 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
                 seconds=round(time.perf_counter() - t0, 3), fingerprint=fp)
   if ctx.artifacts:
     io.save_npz(cell_dir / f"seed{seed}_artifacts.npz", **ctx.artifacts)
+  _neighbour_figure(ctx, workdir)
   io.write_json(path, record)
   return record
 
