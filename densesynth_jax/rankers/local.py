@@ -1,0 +1,330 @@
+"""FG-LP local learning (Yu & Grauman, CVPR 2014): one small RankSVM per test pair, all at once.
+
+For a test pair (x_m, x_n), a training pair (x_i, x_j) is ANALOGOUS when both members are close:
+its analogy score is the product of member-wise distances, with both member orderings considered
+(FG-LP's ordering is unconfirmed; the better pairing is the sensible default):
+
+    s = min(d(x_m, x_i) · d(x_n, x_j),  d(x_m, x_j) · d(x_n, x_i)).
+
+The K training pairs with the smallest s train a linear RankSVM (pair-space form, `ranksvm`), and
+its margin wᵀ(x_m − x_n) predicts the test pair (> 0: m shows more). Neighbours are ranked with
+SQUARED distances: squaring is monotone on [0, ∞), so products and the min over orderings rank the
+pairs identically and no square root is needed. Distances are Euclidean, or Mahalanobis
+d(x, y) = ‖Lᵀ(x − y)‖ for a learned map L (D, r) (`metric.py`); the metric only chooses the
+neighbours, the RankSVM always sees the raw (standardised) features.
+
+Everything is vectorised: test pairs are processed in chunks of `chunk_size` (padded to a fixed
+shape, so there is one compilation), each chunk is vmapped and jitted, and with a multi-device mesh
+a chunk's test pairs are split over the mesh's data axis with `shard_map` (training data
+replicated). Memory per chunk is O(chunk · (N + P + K²)) plus, on the gather path, O(chunk · K · D);
+a (T, P, D) array is never formed. The K×K Gram matrices come either from a precomputed pair Gram
+matrix D Dᵀ (P, P) (the "gram" path, used when P ≤ `gram_max_pairs`: one O(P²D) product shared by
+all test pairs) or from gathering each test pair's K difference vectors (the "gather" path,
+O(K²D) per test pair, for very large pools). Both give the same result up to rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from densesynth_jax.experiments.evaluate import margin_accuracy
+from densesynth_jax.rankers import ranksvm
+from densesynth_jax.train import mesh as mesh_lib
+from densesynth_jax.types import PairSet
+
+_HI = lax.Precision.HIGHEST
+GRAM_MAX_PAIRS = 8192   # pair Gram matrix of at most 8192² float32 = 256 MiB
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalResult:
+  """Predictions of local RankSVMs for T test pairs.
+
+  Attributes:
+    margin: float32 (T,) wᵀ(x_m − x_n) of each test pair's local model; > 0 predicts that m shows
+      more of the attribute, < 0 that n does.
+    neighbours: int32 (T, K) indices into the training PairSet of the K most analogous training
+      pairs, most analogous first (K = min(k, number of training pairs)).
+  """
+  margin: np.ndarray
+  neighbours: np.ndarray
+
+  @property
+  def prediction(self) -> np.ndarray:
+    """int8 (T,) +1 (m more), −1 (n more), 0 (a tie in the margin)."""
+    return np.sign(self.margin).astype(np.int8)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _features(x, name: str) -> np.ndarray:
+  x = np.asarray(x)
+  if x.ndim != 2 or x.shape[0] == 0:
+    raise ValueError(f"{name} must be a non-empty (N, D) array, got shape {x.shape}")
+  if not np.isfinite(x).all():
+    bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+    raise ValueError(f"{name} is not finite at row {bad}")
+  return x.astype(np.float32) if not np.issubdtype(x.dtype, np.floating) else x
+
+
+def _test_indices(test_a, test_b, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+  ta = np.asarray(test_a).reshape(-1)
+  tb = np.asarray(test_b).reshape(-1)
+  if ta.shape != tb.shape:
+    raise ValueError(f"test_a has {ta.size} entries but test_b has {tb.size}")
+  if ta.size == 0:
+    raise ValueError("no test pairs given (test_a is empty)")
+  for name, x in (("test_a", ta), ("test_b", tb)):
+    if not np.issubdtype(x.dtype, np.integer):
+      raise ValueError(f"{name} must hold integer image indices, got dtype {x.dtype}")
+    bad = np.flatnonzero((x < 0) | (x >= num_images))
+    if bad.size:
+      raise IndexError(f"test pair {int(bad[0])}: {name}={int(x[bad[0]])} out of range for "
+                       f"{num_images} test images")
+  return ta.astype(np.int32), tb.astype(np.int32)
+
+
+def _check_train(train_features, train_pairs: PairSet) -> np.ndarray:
+  x = _features(train_features, "train_features")
+  if len(train_pairs) == 0:
+    raise ValueError(f"train_pairs[{train_pairs.attribute}] is empty: local RankSVM needs pairs")
+  train_pairs.validate(len(x), where="local_ranksvm train_pairs")
+  return x
+
+
+def _check_metric(metric, dim: int):
+  if metric is None:
+    return None
+  L = np.asarray(metric)
+  if L.ndim != 2 or L.shape[0] != dim or L.shape[1] == 0:
+    raise ValueError(f"metric must be a (D, r) = ({dim}, r) linear map, got shape {L.shape}")
+  if not np.isfinite(L).all():
+    raise ValueError("metric is not finite")
+  return L.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-chunk kernels (written for the whole chunk; the solver itself is vmapped per test pair)
+
+
+def _sq_dists(z, z_train, sq_train):
+  """Squared Euclidean distances (c, N) from embedded points z (c, r) to z_train (N, r)."""
+  cross = jnp.matmul(z, z_train.T, precision=_HI)
+  return jnp.maximum(jnp.sum(z * z, axis=1, keepdims=True) + sq_train[None, :] - 2.0 * cross, 0.0)
+
+
+def analogy_scores(zm, zn, z_train, a, b):
+  """Squared analogy scores (c, P) of every training pair for each test pair.
+
+  zm, zn: (c, r) embedded test members; z_train: (N, r) embedded training images; a, b: (P,)
+  training pair indices. Returns min(d²(m,a)·d²(n,b), d²(m,b)·d²(n,a)); smaller = more analogous.
+  """
+  sq_train = jnp.sum(z_train * z_train, axis=1)
+  dm = _sq_dists(zm, z_train, sq_train)
+  dn = _sq_dists(zn, z_train, sq_train)
+  return jnp.minimum(dm[:, a] * dn[:, b], dm[:, b] * dn[:, a])
+
+
+def _neighbour_kernel(k: int):
+  def kernel(ta, tb, z_test, z_train, a, b, usable):
+    s = analogy_scores(z_test[ta], z_test[tb], z_train, a, b)
+    s = jnp.where(usable[None, :], s, jnp.inf)   # zero-weight pairs only as a last resort
+    _, idx = lax.top_k(-s, k)                    # ties: the lower pair index first
+    return idx.astype(jnp.int32)
+  return kernel
+
+
+def _solve_kernel(max_iter: int, use_gram: bool):
+  solve = jax.vmap(ranksvm.fit_pairspace_dual, in_axes=(0, 0, 0, None, None, None))
+
+  def kernel(nbr, ta, tb, x_test, diffs, targets, weights, pair_gram, C, tol):
+    xd = x_test[ta] - x_test[tb]                                         # (c, D)
+    if use_gram:
+      G = jax.vmap(lambda i: pair_gram[i][:, i])(nbr)                    # (c, K, K)
+      proj = jnp.take_along_axis(jnp.matmul(xd, diffs.T, precision=_HI), nbr, axis=1)
+    else:
+      d = diffs[nbr]                                                     # (c, K, D)
+      G = jnp.einsum("ckd,cjd->ckj", d, d, precision=_HI)
+      proj = jnp.einsum("ckd,cd->ck", d, xd, precision=_HI)
+    beta, _ = solve(G, targets[nbr], weights[nbr], C, max_iter, tol)
+    return jnp.sum(beta * proj, axis=1)                                  # (c,) wᵀ(x_m − x_n)
+  return kernel
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(kind: str, mesh: Mesh | None, num_sharded: int, num_replicated: int, **static):
+  """The jitted chunk function, sharded with shard_map over the mesh's data axis if it has >1."""
+  kernel = (_neighbour_kernel(static["k"]) if kind == "neighbours"
+            else _solve_kernel(static["max_iter"], static["use_gram"]))
+  if mesh is not None and mesh_lib.num_shards(mesh) > 1:
+    spec = PartitionSpec(mesh_lib.DATA_AXIS)
+    kernel = jax.shard_map(kernel, mesh=mesh,
+                           in_specs=(spec,) * num_sharded + (PartitionSpec(),) * num_replicated,
+                           out_specs=spec, check_vma=False)
+  return jax.jit(kernel)
+
+
+def _run_chunked(kind: str, sharded: Sequence[np.ndarray], replicated: Sequence, chunk_size: int,
+                 mesh: Mesh | None, **static) -> np.ndarray:
+  """Applies a chunk kernel to all T test pairs, chunk by chunk; returns the (T, ...) result."""
+  if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+    raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+  T = len(sharded[0])
+  shards = mesh_lib.num_shards(mesh) if mesh is not None else 1
+  chunk = -(-min(int(chunk_size), T) // shards) * shards   # a multiple of the device count
+  fn = _compiled(kind, mesh if shards > 1 else None, len(sharded), len(replicated), **static)
+  if shards > 1:
+    replicated = mesh_lib.replicate(tuple(replicated), mesh)
+  else:
+    replicated = tuple(jnp.asarray(x) for x in replicated)
+  outs = []
+  for start in range(0, T, chunk):
+    parts = [mesh_lib.pad_to_multiple(x[start:start + chunk], chunk)[0] for x in sharded]
+    if shards > 1:
+      parts = mesh_lib.shard_batch(parts, mesh)
+    outs.append((fn(*parts, *replicated), min(chunk, T - start)))   # dispatch all, then collect
+  return np.concatenate([np.asarray(o)[:n] for o, n in outs])
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def analogous_pairs(train_features, train_pairs: PairSet, test_features, test_a, test_b, *,
+                    k: int = 100, metric=None, chunk_size: int = 256,
+                    mesh: Mesh | None = None) -> np.ndarray:
+  """The K most analogous training pairs of every test pair.
+
+  Args:
+    train_features: (N, D) features of the images `train_pairs` index.
+    train_pairs: PairSet over the N training images (zero-weight pairs are picked only when fewer
+      than K pairs have a positive weight).
+    test_features: (M, D) features of the images test_a / test_b index.
+    test_a, test_b: (T,) int test pair members m and n.
+    k: neighbours per test pair; min(k, P) are returned.
+    metric: optional (D, r) map L; distances are ‖Lᵀ(x − y)‖ (Euclidean if None).
+    chunk_size: test pairs per compiled chunk (memory O(chunk · (N + P))).
+    mesh: optional device mesh; each chunk's test pairs are split over its data axis.
+  Returns:
+    int32 (T, K) indices into train_pairs, most analogous first.
+  """
+  x = _check_train(train_features, train_pairs)
+  xt = _features(test_features, "test_features")
+  if xt.shape[1] != x.shape[1]:
+    raise ValueError(f"test_features have {xt.shape[1]} dims, train_features {x.shape[1]}")
+  ta, tb = _test_indices(test_a, test_b, len(xt))
+  if not isinstance(k, (int, np.integer)) or k < 1:
+    raise ValueError(f"k must be a positive int, got {k!r}")
+  L = _check_metric(metric, x.shape[1])
+  # Centring does not change distances but avoids cancellation in ‖z‖² + ‖y‖² − 2zᵀy.
+  mu = x.mean(axis=0)
+  z_train, z_test = x - mu, xt - mu
+  if L is not None:
+    z_train, z_test = z_train @ L, z_test @ L
+  usable = np.asarray(train_pairs.weight) > 0
+  return _run_chunked(
+      "neighbours", (ta, tb),
+      (z_test.astype(np.float32), z_train.astype(np.float32), np.asarray(train_pairs.a, np.int32),
+       np.asarray(train_pairs.b, np.int32), usable),
+      chunk_size, mesh, k=int(min(k, len(train_pairs))))
+
+
+def solve_local(train_features, train_pairs: PairSet, test_features, test_a, test_b, neighbours,
+                *, C: float = 0.1, max_iter: int = 10, tol: float = 1e-7, chunk_size: int = 256,
+                mesh: Mesh | None = None, gram_max_pairs: int = GRAM_MAX_PAIRS) -> np.ndarray:
+  """Margins (T,) of a RankSVM trained on each test pair's given neighbours (T, K).
+
+  Same arguments as `local_ranksvm`; `neighbours` are indices into train_pairs (e.g. from
+  `analogous_pairs`). The pair Gram matrix is precomputed when P ≤ gram_max_pairs.
+  """
+  x = _check_train(train_features, train_pairs)
+  xt = _features(test_features, "test_features")
+  if xt.shape[1] != x.shape[1]:
+    raise ValueError(f"test_features have {xt.shape[1]} dims, train_features {x.shape[1]}")
+  ta, tb = _test_indices(test_a, test_b, len(xt))
+  nbr = np.asarray(neighbours)
+  if nbr.ndim != 2 or nbr.shape[0] != len(ta) or nbr.shape[1] == 0:
+    raise ValueError(f"neighbours must be (T, K) with T = {len(ta)}, got shape {nbr.shape}")
+  bad = np.flatnonzero(((nbr < 0) | (nbr >= len(train_pairs))).any(axis=1))
+  if bad.size:
+    raise IndexError(f"neighbours of test pair {int(bad[0])} index outside the "
+                     f"{len(train_pairs)} training pairs")
+  if not C > 0:
+    raise ValueError(f"C must be positive, got {C}")
+  if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+    raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+  diffs, targets, weights = ranksvm.pair_differences(x, train_pairs)
+  use_gram = len(train_pairs) <= gram_max_pairs
+  pair_gram = ranksvm.gram(diffs) if use_gram else jnp.zeros((1, 1), diffs.dtype)
+  dtype = diffs.dtype
+  return _run_chunked(
+      "solve", (nbr.astype(np.int32), ta, tb),
+      (xt.astype(dtype), diffs, targets, weights, pair_gram, np.asarray(C, dtype),
+       np.asarray(tol, dtype)),
+      chunk_size, mesh, max_iter=int(max_iter), use_gram=use_gram)
+
+
+def local_ranksvm(train_features, train_pairs: PairSet, test_features, test_a, test_b, *,
+                  k: int = 100, C: float = 0.1, max_iter: int = 10, metric=None,
+                  chunk_size: int = 256, mesh: Mesh | None = None) -> LocalResult:
+  """FG-LP: a RankSVM on the K most analogous training pairs of every test pair.
+
+  Args:
+    train_features: (N, D) standardised features of the training images.
+    train_pairs: PairSet into the N training images (labels +1/−1/0, weights).
+    test_features: (M, D) features (same standardisation) of the test images.
+    test_a, test_b: (T,) int indices into the M test images: the test pairs (m, n).
+    k: neighbours per test pair (all training pairs if k exceeds their number).
+    C, max_iter: RankSVM trade-off and Newton step limit.
+    metric: optional (D, r) Mahalanobis map L for the neighbour distances.
+    chunk_size: test pairs solved together per compiled chunk (bounds memory).
+    mesh: optional device mesh; each chunk's test pairs are split over its data axis.
+  Returns:
+    LocalResult(margin (T,), neighbours (T, K)).
+  """
+  nbr = analogous_pairs(train_features, train_pairs, test_features, test_a, test_b, k=k,
+                        metric=metric, chunk_size=chunk_size, mesh=mesh)
+  margin = solve_local(train_features, train_pairs, test_features, test_a, test_b, nbr, C=C,
+                       max_iter=max_iter, chunk_size=chunk_size, mesh=mesh)
+  return LocalResult(margin=margin.astype(np.float32), neighbours=nbr)
+
+
+def select_k(train_features, train_pairs: PairSet, val_features, val_pairs: PairSet,
+             grid: Sequence[int] = (25, 50, 100, 200), *, C: float = 0.1, max_iter: int = 10,
+             metric=None, chunk_size: int = 256, mesh: Mesh | None = None
+             ) -> tuple[int, Mapping[int, float]]:
+  """Chooses K by accuracy on the ORDERED validation pairs.
+
+  Neighbours are found once for the largest K (the top-k list is sorted, so every smaller K is
+  its prefix). Ties in accuracy go to the smaller K. `val_pairs` index into `val_features`.
+  Returns (best K, {K: validation accuracy in [0, 1]}).
+  """
+  grid = [int(k) for k in grid]
+  if not grid or min(grid) < 1:
+    raise ValueError(f"the K grid must be non-empty positive ints, got {grid}")
+  val = val_pairs.ordered()
+  if len(val) == 0:
+    raise ValueError(f"val_pairs[{val_pairs.attribute}] has no ordered pairs to choose K on")
+  nbr = analogous_pairs(train_features, train_pairs, val_features, val.a, val.b, k=max(grid),
+                        metric=metric, chunk_size=chunk_size, mesh=mesh)
+  by_k: dict[int, float] = {}
+  done: dict[int, float] = {}
+  for k in grid:
+    kk = min(k, nbr.shape[1])
+    if kk not in done:
+      margin = solve_local(train_features, train_pairs, val_features, val.a, val.b, nbr[:, :kk],
+                           C=C, max_iter=max_iter, chunk_size=chunk_size, mesh=mesh)
+      done[kk] = margin_accuracy(margin, val)
+    by_k[k] = done[kk]
+  best = max(sorted(by_k), key=lambda k: (by_k[k], -k))
+  return best, by_k
