@@ -41,6 +41,7 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax.data import crowd
+from densesynth_jax.data import prelabel
 from densesynth_jax.types import Domain, ImageSet, PairSet
 
 EXPRESSIONS = ("smiling", "mouth_open", "eyes_open")
@@ -528,6 +529,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.crowd.noise = 0.08  # std of a worker's perceived strength difference
   c.crowd.equal_margin = 0.05  # a worker votes "equal" below this perceived |Δ|
   c.crowd.min_agreement = 0.8  # prune pairs with a smaller fraction of workers agreeing
+  # Strengths the generator conditions on: "true" (the renderer's known values) or "prelabel"
+  # (the paper's appendix recipe on binarised labels, data/prelabel.py), to compare the paths.
+  c.strengths = "true"
+  c.prelabel = prelabel.default_config()  # used when strengths == "prelabel"
+  c.prelabel.attributes = EXPRESSIONS  # appearance attributes keep their true values
   return c
 
 
@@ -591,4 +597,4 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
       attributes=list(ATTRIBUTES), paired_attributes=list(cfg.attributes),
       pairs={a: {s_: len(p) for s_, p in by.items()} for a, by in pairs.items()},
       crowd=crowd_stats, test=test_stats, render_seconds=round(render_seconds, 3))
-  return Domain("sprites", imageset, splits, pairs, info)
+  return prelabel.apply_prelabel(Domain("sprites", imageset, splits, pairs, info), cfg)
