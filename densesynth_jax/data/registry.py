@@ -15,6 +15,7 @@ DOMAINS: dict[str, str] = {
     "sprites": "densesynth_jax.data.sprites:build_domain",
     "celeba": "densesynth_jax.data.celeba:build_domain",
     "ut_zap50k_shoes": "densesynth_jax.data.shoes:build_domain",
+    "jaffe": "densesynth_jax.data.jaffe:build_domain",
 }
 
 
