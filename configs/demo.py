@@ -1,16 +1,21 @@
 """The embedded default: the whole pipeline on procedural "sprites" faces, no downloads.
 
-  python train_ranker.py --config=configs/demo.py            # a few minutes on 2 CPU cores
+  python train_ranker.py --config=configs/demo.py            # minutes on 2 CPU cores
   python train_ranker.py --config=configs/demo.py:smoke      # about a minute, for tests
 
-Sprites have KNOWN attribute strengths, so every number here is measured against the truth.
+Sprites have KNOWN attribute strengths, so every number here is measured against the truth. The
+run trains a small generator into <workdir>/generator (or reuses it), synthesises ±2σ pairs per
+attribute, verifies them with a simulated crowd, and compares every method on the same real pairs.
 """
 
 import ml_collections
 
+from configs import generator_sprites
 from configs.common import parse_arg
 from densesynth_jax.data import sprites
+from densesynth_jax.experiments import assets, methods
 from densesynth_jax.features import extract
+from densesynth_jax.synth import pipeline
 
 
 def get_config(arg=None):
@@ -18,10 +23,10 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
 
   # Which cells run: every (ranker, method, attribute, seed) combination.
-  config.rankers = ("ranksvm_global", "ranksvm_local")  # registry in densesynth_jax/experiments/runner.py
-  config.methods = ("real",)  # registry in densesynth_jax/experiments/methods.py
+  config.rankers = ("ranksvm_local",)  # registry in densesynth_jax/experiments/runner.py
+  config.methods = ("real", "real_plus", "jitter", "dsynth", "dsynth_auto", "classifier")
   config.attributes = ("smiling", "mouth_open", "eyes_open")  # attributes with real pairs
-  config.seeds = (0,)  # results are mean ± std over these
+  config.seeds = (0, 1, 2)  # results are mean ± std over these
   config.test_sets = ("test_fine", "test_coarse")  # the domain's test PairSets to evaluate on
 
   # The domain: procedural cartoon faces, clustered real strengths, simulated crowd labels.
@@ -40,11 +45,24 @@ def get_config(arg=None):
   config.ranksvm.metric_rank = 32  # KISSME's PCA dimension
   config.ranksvm.chunk_size = 256  # test pairs solved together per compiled chunk
 
+  # The generator (trained into <workdir>/generator when missing) and semantic jitter.
+  config.generator = generator_sprites.demo_config()
+  config.generator.data = config.data  # trained on the run's own real images
+  config.synth = pipeline.default_config()
+  config.synth.jitter.num_identities = 600  # identities per attribute
+  config.synth.jitter.num_pairs = 1200  # synthetic pairs per attribute (≥ what pools draw)
+  config.verification = pipeline.verification_config()  # DSynth: simulated crowd of 5
+  config.pools = methods.default_config()  # synthetic-to-real ratio, DSynth's real share, jitter
+  config.assets = assets.default_config()  # the pre-label classifier (Real+, Classifier)
+
   config.figures = ml_collections.ConfigDict()
   config.figures.domain = True  # contact sheet and strength histograms of the domain
   config.figures.neighbours = True  # local rankers: test pairs with their nearest training pairs
+  config.figures.synth = True  # synthetic spectra and pairs per attribute
 
   if arg.smoke:
+    config.seeds = (0,)
+    config.attributes = ("smiling",)
     config.data.num_train_identities = 40
     config.data.num_val_identities = 8
     config.data.num_test_identities = 12
@@ -52,4 +70,9 @@ def get_config(arg=None):
     config.data.val_pairs = 60
     config.data.test_fine_pairs = 150
     config.data.test_coarse_pairs = 150
+    config.generator = generator_sprites.get_config("smoke")
+    config.generator.data = config.data
+    config.synth.jitter.num_identities = 60
+    config.synth.jitter.num_pairs = 120
+    config.ranksvm.k_grid = (25, 50)
   return config

@@ -7,7 +7,10 @@ from configs import demo
 
 
 def get_config(arg=None):
+  del arg
   config = demo.get_config("smoke")
+  config.rankers = ("ranksvm_global", "ranksvm_local")
+  config.methods = ("real",)
   config.attributes = ("smiling", "mouth_open")
   config.data.image_size = 32  # small images: rendering and features in a few seconds
   config.data.num_train_identities = 16

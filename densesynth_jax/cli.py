@@ -15,6 +15,7 @@ from typing import Callable
 
 import ml_collections
 from absl import flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from densesynth_jax import io
@@ -91,6 +92,7 @@ def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
 def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_holder,
         workdir_holder, prog: str) -> None:
   """Calls `library_fn(config, workdir)` after writing config.json; one-line errors."""
+  absl_logging.set_verbosity(absl_logging.WARNING)  # keep JAX/orbax INFO lines off the console
   try:
     config = config_holder.value
     config.to_dict()  # a config file that failed to load raises here, before any output

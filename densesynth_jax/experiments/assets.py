@@ -1,10 +1,105 @@
-"""Lazily prepared inputs of the methods beyond Real (placeholder until the generator lands)."""
+"""What the methods beyond Real need, prepared lazily and cached in the run's workdir.
+
+- `prelabel(attribute)`: the pre-label classifier's strengths for the domain's images (the
+  paper's appendix): a linear classifier trained on the generator's training images (the
+  domain's train split) with BINARY labels — the dataset's own binary annotation where it has one
+  (CelebA), else the attribute's strength thresholded at the train split's median (sprites) — on
+  `config.prelabel.feature`. Real+ orders pseudo pairs by it; the Classifier baseline ranks by it.
+- `synth(attribute)`: the semantic-jitter set of the attribute, made from the run's generator
+  (trained first into `<workdir>/generator` when `synth.train_generator` and it is missing),
+  persisted under `<workdir>/synth/<attribute>/` and reused until its inputs change.
+- `verified(attribute)`: the synthetic pairs that survived verification: imported human answers
+  (`verification.mode = "human"`, see synth/verify.py), or a simulated crowd
+  (`verification.mode = "simulated"`) whose 5 workers perceive an independent measurement of the
+  rendered images (`synth/measure.py`) plus noise, like the crowd of the real sprite pairs.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from densesynth_jax import io
 from densesynth_jax.experiments import methods
+from densesynth_jax.types import Domain, PairSet
+
+
+def binary_labels(domain: Domain, attribute: str) -> np.ndarray:
+  """{0, 1} (N,) labels of `attribute`: the dataset's own, else strength > train median."""
+  if attribute in domain.binary:
+    return np.asarray(domain.binary[attribute], np.int8)
+  strength = domain.images.strength(attribute)
+  threshold = np.median(strength[np.asarray(domain.splits["train"])])
+  return (strength > threshold).astype(np.int8)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The `assets` fields of an experiment config."""
+  cfg = ml_collections.ConfigDict()
+  cfg.prelabel_feature = "gist_lab"  # features of the pre-label / Classifier baseline
+  cfg.prelabel_C = 1.0  # its logistic-regression inverse regularisation
+  cfg.prelabel_pca_dim = 128  # PCA size before the classifier (0: none)
+  return cfg
 
 
 class RunAssets(methods.Assets):
-  def __init__(self, config, domain, workdir, features):
-    self.config, self.domain, self.workdir, self.features = config, domain, workdir, features
+  """Assets of one run; each is computed at most once per process and cached on disk."""
+
+  def __init__(self, config: ml_collections.ConfigDict, domain: Domain, workdir: Path,
+               features):
+    self.config, self.domain, self.workdir, self.features = config, domain, Path(workdir), features
+    self._prelabel: dict[str, np.ndarray] = {}
+    self._synth: dict = {}
+    self._verified: dict[str, PairSet] = {}
+    self._generator = None
+
+  # -- pre-label classifier -------------------------------------------------------------------
+
+  def prelabel(self, attribute: str) -> np.ndarray:
+    if attribute in self._prelabel:
+      return self._prelabel[attribute]
+    from densesynth_jax.data import prelabel as prelabel_lib
+    cfg = self.config.assets
+    path = self.workdir / "cache" / f"prelabel_{attribute}.npz"
+    if path.exists():
+      strengths = io.load_npz(path)["strengths"]
+    else:
+      x = self.features.domain_features(cfg.prelabel_feature)
+      binary = binary_labels(self.domain, attribute)[:, None]
+      strengths, report = prelabel_lib.prelabel_strengths(
+          x, binary, self.domain.splits["train"], cfg.prelabel_C, attribute_names=[attribute],
+          pca_dim=cfg.prelabel_pca_dim)
+      strengths = strengths[:, 0]
+      io.save_npz(path, strengths=strengths)
+      io.write_json(path.with_suffix(".json"), report)
+      acc = report["per_attribute"][attribute]
+      print(f"[prelabel] {attribute}: classifier accuracy fit {acc.get('fit_accuracy')}, "
+            f"held-out {acc.get('heldout_accuracy')}", flush=True)
+    self._prelabel[attribute] = strengths
+    return strengths
+
+  # -- generator and synthetic pairs ----------------------------------------------------------
+
+  def generator(self):
+    if self._generator is None:
+      from densesynth_jax.synth import pipeline
+      self._generator = pipeline.ready_generator(self.config, self.workdir)
+    return self._generator
+
+  def synth(self, attribute: str):
+    if attribute not in self._synth:
+      from densesynth_jax.synth import pipeline
+      s = pipeline.synth_set(self.config, self.workdir, self.generator(), attribute, self.domain)
+      self._synth[attribute] = s
+    return self._synth[attribute]
+
+  def verified(self, attribute: str) -> PairSet:
+    if attribute not in self._verified:
+      from densesynth_jax.synth import pipeline
+      self._verified[attribute] = pipeline.verified_pairs(
+          self.config, self.workdir, self.domain, self.synth(attribute), attribute,
+          self.features)
+    return self._verified[attribute]

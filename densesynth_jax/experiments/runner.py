@@ -146,18 +146,24 @@ class FeatureCache:
     self.config, self.domain, self.cache_dir = config, domain, cache_dir
     self._domain_feats: dict[str, np.ndarray] = {}
 
-  def for_pool(self, pool: methods_lib.Pool) -> Callable[[str], np.ndarray]:
+  def domain_features(self, name: str) -> np.ndarray:
     from densesynth_jax.features import extract
+    if name not in self._domain_feats:
+      self._domain_feats[name] = extract.cached_features(
+          name, self.domain.images, self.config.features, self.cache_dir)
+    return self._domain_feats[name]
 
+  def of(self, name: str, images) -> np.ndarray:
+    """Features of any other ImageSet (e.g. synthetic images), cached by content."""
+    from densesynth_jax.features import extract
+    return extract.cached_features(name, images, self.config.features, self.cache_dir)
+
+  def for_pool(self, pool: methods_lib.Pool) -> Callable[[str], np.ndarray]:
     def get(name: str) -> np.ndarray:
-      if name not in self._domain_feats:
-        self._domain_feats[name] = extract.cached_features(
-            name, self.domain.images, self.config.features, self.cache_dir)
-      x = self._domain_feats[name]
+      x = self.domain_features(name)
       if len(pool.images) > pool.num_domain_images:
         added = pool.images.take(np.arange(pool.num_domain_images, len(pool.images)))
-        x = np.concatenate([x, extract.cached_features(name, added, self.config.features,
-                                                       self.cache_dir)])
+        x = np.concatenate([x, self.of(name, added)])
       return x
     return get
 
