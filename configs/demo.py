@@ -16,6 +16,7 @@ from densesynth_jax.data import sprites
 from densesynth_jax.experiments import assets, methods
 from densesynth_jax.features import extract
 from densesynth_jax.synth import pipeline
+from densesynth_jax.train import ranker as deepstn
 
 
 def get_config(arg=None):
@@ -44,6 +45,11 @@ def get_config(arg=None):
   config.ranksvm.metric = "euclidean"  # neighbour distance: "euclidean" or "kissme" (learned)
   config.ranksvm.metric_rank = 32  # KISSME's PCA dimension
   config.ranksvm.chunk_size = 256  # test pairs solved together per compiled chunk
+
+  # DeepSTN (densesynth_jax/train/ranker.py): a small CNN from scratch at 64×64 on CPU.
+  config.deepstn = deepstn.default_config()
+  config.deepstn.stn_epochs = 4  # epochs of the STN-only stage
+  config.deepstn.combined_epochs = 6  # epochs of the combined stage
 
   # The generator (trained into <workdir>/generator when missing) and semantic jitter.
   config.generator = generator_sprites.demo_config()
@@ -75,4 +81,7 @@ def get_config(arg=None):
     config.synth.jitter.num_identities = 60
     config.synth.jitter.num_pairs = 120
     config.ranksvm.k_grid = (25, 50)
+    config.deepstn.stn_epochs = 1
+    config.deepstn.combined_epochs = 1
+    config.deepstn.cnn_channels = (8, 16, 16, 16)
   return config

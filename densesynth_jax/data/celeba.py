@@ -27,6 +27,8 @@ stage makes CelebA pairs, e.g. with `category_pairs`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import os
 import time
@@ -175,11 +177,12 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
       images_per_split={k: int(len(v)) for k, v in splits.items()},
       positives={n: int(np.sum(labels[:, j] > 0)) for j, n in enumerate(names)},
       strengths="true", **loaded.info())
-  domain = Domain("celeba", images, splits, {}, info)
+  binary = {n: (labels[:, j] > 0).astype(np.int8) for j, n in enumerate(names)}
+  domain = Domain("celeba", images, splits, {}, info, binary)
   domain = prelabel.apply_prelabel(domain, cfg)
   info = dict(domain.info)
   info["build_seconds"] = round(time.perf_counter() - t0, 3)
-  return Domain(domain.name, domain.images, domain.splits, domain.pairs, info)
+  return dataclasses.replace(domain, info=info)
 
 
 def celeba_binary_labels(domain: Domain) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -45,6 +45,7 @@ class CellContext:
   eval_pairs: Mapping[str, PairSet]      # test / val set name -> ordered pairs into pool.images
   assets: methods_lib.Assets             # pre-label strengths, synthetic sets (lazy)
   pool_method: str = ""                  # the method that built the pool
+  run_dir: Path = Path(".")              # the run's workdir (figures go to run_dir/figures)
   info: dict = dataclasses.field(default_factory=dict)       # JSON facts for the cell record
   artifacts: dict = dataclasses.field(default_factory=dict)  # arrays kept in the run (figures)
 
@@ -114,6 +115,37 @@ def ranksvm_local(ctx: CellContext) -> dict[str, np.ndarray]:
   return out
 
 
+def deepstn(ctx: CellContext) -> dict[str, np.ndarray]:
+  """DeepSTN: the Siamese RankNet with a spatial transformer, trained on the pool's pixels.
+
+  Trained into the cell's folder (resumable), early-stopped on the domain's val pairs (which
+  index the pool's leading domain images). Test scores sum `deepstn.test_crops` views. The
+  learned patch's mean centre on the test images is recorded, and the first seed of each
+  attribute draws `figures/stn_patches_<attribute>_<method>.png`.
+  """
+  from densesynth_jax.train import ranker as deepstn_lib
+  cfg = ctx.config.deepstn
+  val = ctx.domain.pairs[ctx.attribute].get("val")
+  model = deepstn_lib.train_deepstn(cfg, ctx.pool.images, ctx.pool.pairs,
+                                    ctx.pool.images if val is not None else None, val,
+                                    ctx.workdir / f"deepstn_seed{ctx.seed}", seed=ctx.seed)
+  n = ctx.pool.num_domain_images
+  scores = deepstn_lib.score_images(model, ctx.pool.images.images[:n])
+  ctx.info["stages"] = model.stages
+  test = np.asarray(ctx.domain.splits.get("test", np.arange(n)))
+  boxes = deepstn_lib.patch_boxes(model, ctx.pool.images.images[test])
+  size = ctx.pool.images.image_shape[0]
+  ctx.info["patch_centre_xy"] = [float(((boxes[:, 0] + boxes[:, 2]) / 2).mean() / size),
+                                 float(((boxes[:, 1] + boxes[:, 3]) / 2).mean() / size)]
+  ctx.info["patch_side"] = float((boxes[:, 2] - boxes[:, 0]).mean() / size)
+  if ctx.seed == ctx.config.seeds[0]:
+    show = test[:: max(1, len(test) // 12)][:12]
+    deepstn_lib.save_patch_figure(
+        ctx.run_dir / "figures" / f"stn_patches_{ctx.attribute}_{ctx.pool_method}.png",
+        model, ctx.pool.images.images[show])
+  return {name: scores[p.a] - scores[p.b] for name, p in ctx.eval_pairs.items()}
+
+
 def classifier(ctx: CellContext) -> dict[str, np.ndarray]:
   """The Classifier baseline: score = the binary attribute classifier's output on each image.
 
@@ -128,6 +160,7 @@ def classifier(ctx: CellContext) -> dict[str, np.ndarray]:
 RANKERS: dict[str, Callable[[CellContext], dict[str, np.ndarray]]] = {
     "ranksvm_global": ranksvm_global,
     "ranksvm_local": ranksvm_local,
+    "deepstn": deepstn,
     "classifier": classifier,
 }
 CLASSIFIER = "classifier"  # the method that is its own ranker: one row, whatever the rankers
@@ -196,7 +229,7 @@ def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
     raise ValueError("config.seeds is empty: nothing to run")
 
 
-def _neighbour_figure(ctx: CellContext, workdir: Path) -> None:
+def _neighbour_figure(ctx: CellContext) -> None:
   """Figure 4 of the paper for local rankers: test pairs and their nearest training pairs."""
   if not ctx.config.figures.neighbours or ctx.seed != ctx.config.seeds[0]:
     return
@@ -209,7 +242,7 @@ def _neighbour_figure(ctx: CellContext, workdir: Path) -> None:
   rng = np.random.default_rng(ctx.seed)
   show = np.sort(rng.permutation(len(p))[:4])
   save_neighbour_figure(
-      workdir / "figures" / f"neighbours_{ctx.attribute}_{ctx.pool_method}.png",
+      ctx.run_dir / "figures" / f"neighbours_{ctx.attribute}_{ctx.pool_method}.png",
       ctx.pool.images.images, p.a[show], p.b[show], p.label[show], ctx.pool.pairs, nbr[show],
       title=f"{ctx.attribute}: {test_set} pairs and their nearest training pairs "
             f"({ctx.pool_method}, K={ctx.info.get('k')})")
@@ -229,7 +262,7 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
   pool = methods_lib.build_pool(method, domain, attribute, config, seed, assets)
   eval_pairs = {t: domain.pairs[attribute][t].ordered() for t in config.test_sets}
   ctx = CellContext(config, domain, pool, attribute, seed, cell_dir, features.for_pool(pool),
-                    eval_pairs, assets, method)
+                    eval_pairs, assets, method, workdir)
   margins = RANKERS[ranker](ctx)
   accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in config.test_sets}
   record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
@@ -238,7 +271,7 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
                 seconds=round(time.perf_counter() - t0, 3), fingerprint=fp)
   if ctx.artifacts:
     io.save_npz(cell_dir / f"seed{seed}_artifacts.npz", **ctx.artifacts)
-  _neighbour_figure(ctx, workdir)
+  _neighbour_figure(ctx)
   io.write_json(path, record)
   return record
 

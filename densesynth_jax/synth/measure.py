@@ -57,7 +57,10 @@ def fit_scorer(domain: Domain, attribute: str, features: np.ndarray, *, alpha: f
   mean, scale = x[fit].mean(0), x[fit].std(0)
   scale = np.where(scale > 1e-6, scale, 1.0)
   z = (x - mean) / scale
-  graded = (domain.images.strengths is not None and attribute in domain.images.attribute_names
+  # The dataset's own binary labels win over strengths derived from them (pre-labels), so the
+  # measurement stays independent of what the generator was conditioned on.
+  graded = (binary is None and domain.images.strengths is not None
+            and attribute in domain.images.attribute_names
             and len(np.unique(domain.images.strength(attribute))) > 2)
   if graded:
     y = domain.images.strength(attribute).astype(np.float64)

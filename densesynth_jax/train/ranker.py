@@ -1,0 +1,648 @@
+"""DeepSTN training: Siamese RankNet with a spatial transformer, in two stages, data-parallel.
+
+Stage 1 trains the STN-only model (patch stream only); stage 2 trains the combined model (patch +
+global stream through one shared backbone) whose localisation net starts from stage 1's best
+epoch. Each stage is a loop over ONE jitted, donated update step `update(state, batch, rng)`:
+
+- the loss is RankNet's cross-entropy on p = σ(s₁ − s₂) with target 1 when the first image shows
+  more (label +1), 0 when the second does (label −1), 0.5 for equal pairs (label 0), averaged with
+  the pairs' weights;
+- SGD with momentum 0.9 and weight decay 5e-4 (on kernels; Caffe-style, added to the gradient
+  before momentum), the localisation net (`params['loc']`) at `loc_lr_mult` = 0.1× the rate
+  (`optax.multi_transform` with a parameter-label function);
+- each image of a pair gets its own random view (explicit keys: the step is folded into the rng,
+  then one key per image): CROP-AND-RESIZE, a square crop of `crop_scale` of the image side at a
+  uniformly random position, resampled bilinearly to `image_size` (this also upsamples 64×64
+  images to 227 or 128 for the AlexNet-like backbone), mirrored with probability ½;
+- batches are drawn from a POOL by index: the trainer gets one ImageSet holding every image (real
+  and synthetic, concatenated) and a PairSet indexing into it; just before each step it gathers the
+  batch's `2·batch_pairs` images on the host (`pool.images[a]`, `pool.images[b]`: 2×25 small uint8
+  images, never a copy of the pool) and puts them on the mesh;
+- the batch is split over the mesh's data axis, parameters are replicated. A batch whose size is
+  not a multiple of the device count (25 pairs on 2 devices), or the short last batch of an epoch,
+  is PADDED with zero-weight pairs; padding images are also masked out of the batch-norm
+  statistics and of the boundary pull, so a padded batch gives exactly the update of the unpadded
+  one;
+- health metrics every step (loss, gradient / parameter / update norms, patch scale and centre);
+  a non-finite value stops training with the step and the metric named;
+- orbax checkpoints at every epoch end (and every `checkpoint_every` steps), holding the train
+  state, the best epoch's parameters and the early-stopping counters: rerunning the same workdir
+  resumes, and a finished stage is not retrained;
+- after every epoch, pairwise accuracy on the ordered validation pairs; the parameters of the BEST
+  epoch are kept, and a stage stops after `patience` epochs without improvement.
+
+Test-time scores are summed over `test_crops` views (10, as in the paper: the four corner crops
+and the centre crop, and their mirror images).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from densesynth_jax import io
+from densesynth_jax.models import sampler
+from densesynth_jax.models import stn_ranker
+from densesynth_jax.train import mesh as mesh_lib
+from densesynth_jax.train.checkpoint import Checkpointer
+from densesynth_jax.train.logging import MetricsWriter, Progress
+from densesynth_jax.types import ImageSet, PairSet
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """DeepSTN's settings: the paper's optimiser, a small from-scratch CNN at 64×64 for CPU."""
+  c = ml_collections.ConfigDict()
+  # Model.
+  c.backbone = "small_cnn"          # "small_cnn" (CPU, from scratch) or "alexnet" (GPU, 227/128)
+  c.cnn_channels = (32, 64, 128, 128)  # small_cnn: output channels of its conv-BN-ReLU-pool stages
+  c.bn_momentum = 0.9               # small_cnn: running-average momentum of batch norm
+  c.alexnet_fc = 4096               # alexnet: width of fc6 / fc7
+  c.dropout = 0.5                   # alexnet: dropout after fc6 / fc7
+  c.image_size = 64                 # network input side; images are resized (crop-and-resize) to it
+  c.patch_size = 32                 # side of the STN patch in pixels (alexnet: = image_size)
+  c.scale_init = 0.33               # starting patch scale s: 0.33 faces, 0.4 shoes (DeepSTN)
+  c.loc_conv_channels = 64          # localisation net: channels of its 1×1 conv
+  c.loc_hidden = 128                # localisation net: width of its FC layer (DeepSTN: 128)
+  c.pretrained_backbone = ""        # optional .npz of backbone weights (layout: stn_ranker.py)
+  # Stages.
+  c.stages = ("stn_only", "combined")  # trained in this order; "combined" takes stage 1's loc net
+  c.combined_backbone_from_stn = False  # also start the combined backbone from stage 1's
+  c.stn_epochs = 10                 # epochs of the STN-only stage
+  c.combined_epochs = 10            # epochs of the combined stage
+  c.patience = 3                    # epochs without val improvement before stopping (<=0: never)
+  # Optimiser (DeepSTN: SGD 1e-3, momentum 0.9, weight decay 5e-4, loc layers at 0.1×).
+  c.lr = 1e-3                       # learning rate of the ranker layers
+  c.momentum = 0.9                  # SGD momentum
+  c.weight_decay = 5e-4             # L2 decay on kernels, added to the gradient
+  c.loc_lr_mult = 0.1               # learning-rate multiplier of the localisation net
+  c.batch_pairs = 25                # pairs per step (padded with zero-weight pairs, see docstring)
+  # Views.
+  c.crop_scale = 0.9                # training crop side / image side (crop-and-resize); 1 = none
+  c.flip = True                     # random horizontal mirroring in training
+  c.test_crops = 10                 # test views summed: 1 centre, 2 +mirror, 5 corners+centre, 10
+  c.val_crops = 1                   # views per image for the per-epoch validation accuracy
+  c.eval_batch = 100                # images per scoring call (rounded up to the device count)
+  # Bookkeeping.
+  c.checkpoint_every = 0            # also checkpoint every this many steps (0: epoch ends only)
+  c.log_every = 50                  # steps between metrics.jsonl rows
+  c.progress_every_s = 10.0         # seconds between progress lines
+  c.seed = 0                        # default seed (train_deepstn's `seed` argument overrides it)
+  c.lock()
+  return c
+
+
+# ------------------------------------------------------------------------------- model + views
+
+def build_model(cfg: ml_collections.ConfigDict, mode: str) -> stn_ranker.DeepSTN:
+  """The DeepSTN module of `mode` ("stn_only" | "combined") described by `cfg`."""
+  if cfg.backbone == "small_cnn":
+    kwargs = (("channels", tuple(cfg.cnn_channels)), ("bn_momentum", float(cfg.bn_momentum)))
+  elif cfg.backbone == "alexnet":
+    kwargs = (("fc_dim", int(cfg.alexnet_fc)), ("dropout", float(cfg.dropout)))
+  else:
+    raise ValueError(f"unknown backbone {cfg.backbone!r}; valid: {sorted(stn_ranker.BACKBONES)}")
+  return stn_ranker.DeepSTN(mode=mode, backbone_name=cfg.backbone, backbone_kwargs=kwargs,
+                            patch_size=int(cfg.patch_size), scale_init=float(cfg.scale_init),
+                            loc_conv_channels=int(cfg.loc_conv_channels),
+                            loc_hidden=int(cfg.loc_hidden))
+
+
+def to_float(images: jax.Array) -> jax.Array:
+  """uint8 (..., H, W, C) -> float32 in [-1, 1], grey images repeated to 3 channels."""
+  x = images.astype(jnp.float32) / 127.5 - 1.0
+  if x.shape[-1] == 1:
+    x = jnp.repeat(x, 3, axis=-1)
+  return x
+
+
+def crop_theta(scale: float, ox, oy, mirror) -> jax.Array:
+  """θ of a square crop of side `scale` (fraction of the image) centred at normalised (ox, oy)."""
+  sx = jnp.where(mirror, -scale, scale)
+  zero = jnp.zeros_like(sx)
+  return jnp.stack([jnp.stack([sx, zero, ox + zero]),
+                    jnp.stack([zero, zero + scale, oy + zero])]).astype(jnp.float32)
+
+
+def train_view_thetas(keys: jax.Array, crop_scale: float, flip: bool) -> jax.Array:
+  """One random crop(-and-mirror) θ per key: keys (B,) -> (B, 2, 3)."""
+  room = 1.0 - crop_scale
+
+  def one(key):
+    k_off, k_flip = jax.random.split(key)
+    ox, oy = jax.random.uniform(k_off, (2,), minval=-room, maxval=room)
+    mirror = jax.random.bernoulli(k_flip) if flip else jnp.bool_(False)
+    return crop_theta(crop_scale, ox, oy, mirror)
+
+  return jax.vmap(one)(keys)
+
+
+def test_view_thetas(num_crops: int, crop_scale: float) -> np.ndarray:
+  """The fixed test views: (num_crops, 2, 3). 1: centre; 2: + mirror; 5: four corners + centre;
+  10: those five and their mirror images."""
+  if num_crops not in (1, 2, 5, 10):
+    raise ValueError(f"test crops must be 1, 2, 5 or 10, got {num_crops}")
+  d = 1.0 - crop_scale
+  offsets = [(0.0, 0.0)] + ([(-d, -d), (d, -d), (-d, d), (d, d)] if num_crops >= 5 else [])
+  mirrors = (False, True) if num_crops in (2, 10) else (False,)
+  return np.stack([np.asarray(crop_theta(crop_scale, ox, oy, m))
+                   for m in mirrors for ox, oy in offsets])
+
+
+def render_views(images: jax.Array, thetas: jax.Array, size: int) -> jax.Array:
+  """Float images (B, H, W, 3), θ (B, 2, 3) -> views (B, size, size, 3)."""
+  return jax.vmap(sampler.affine_sample, in_axes=(0, 0, None, None))(images, thetas, size, size)
+
+
+# ------------------------------------------------------------------------------- loss + optimiser
+
+def pair_targets(label: np.ndarray | jax.Array):
+  """RankNet targets from pair labels: +1 -> 1, -1 -> 0, 0 (equal) -> 0.5."""
+  return (jnp.asarray(label, jnp.float32) + 1.0) / 2.0
+
+
+def ranknet_loss(s1: jax.Array, s2: jax.Array, target: jax.Array, weight: jax.Array) -> jax.Array:
+  """Weighted mean of −[t·log p + (1−t)·log(1−p)], p = σ(s₁ − s₂); 0 when all weights are 0."""
+  d = s1 - s2
+  per_pair = jax.nn.softplus(d) - target * d
+  total = jnp.sum(weight)
+  return jnp.where(total > 0, jnp.sum(weight * per_pair) / jnp.where(total > 0, total, 1.0), 0.0)
+
+
+def param_labels(params: Mapping[str, Any]) -> dict[str, Any]:
+  """'loc' for every localisation-net parameter, 'ranker' for the rest."""
+  return {k: jax.tree.map(lambda _, k=k: "loc" if k == "loc" else "ranker", v)
+          for k, v in params.items()}
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """SGD + momentum + weight decay on kernels, the localisation net at `loc_lr_mult`× the rate."""
+  def sgd(lr):
+    decay_mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
+                       optax.sgd(lr, momentum=cfg.momentum))
+  return optax.multi_transform({"ranker": sgd(cfg.lr), "loc": sgd(cfg.lr * cfg.loc_lr_mult)},
+                               param_labels)
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything one update changes: step (int32 scalar), params, batch_stats, opt_state."""
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+# ------------------------------------------------------------------------------- compiled functions
+
+def _tree_norm(tree) -> jax.Array:
+  leaves = jax.tree.leaves(tree)
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
+# Fields that only steer the host loop: leaving them out of the compile key lets runs that differ
+# only in them (more epochs on resume, other test crops) reuse the compiled functions.
+_LOOP_FIELDS = ("stages", "combined_backbone_from_stn", "stn_epochs", "combined_epochs",
+                "patience", "batch_pairs", "test_crops", "val_crops", "eval_batch",
+                "checkpoint_every", "log_every", "progress_every_s", "seed", "pretrained_backbone")
+
+
+def _cfg_key(cfg: ml_collections.ConfigDict) -> str:
+  d = {k: v for k, v in cfg.to_dict().items() if k not in _LOOP_FIELDS}
+  return json.dumps(d, sort_keys=True, default=list)
+
+
+@functools.lru_cache(maxsize=16)
+def _functions(cfg_json: str, mode: str, mesh: jax.sharding.Mesh) -> dict[str, Any]:
+  """The jitted init / update / score / stn functions of one (config, mode, mesh), compiled once."""
+  cfg = ml_collections.ConfigDict(json.loads(cfg_json))
+  model = build_model(cfg, mode)
+  tx = make_optimizer(cfg)
+  repl, data = mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh)
+  size = int(cfg.image_size)
+
+  def init_variables(key):
+    x = jnp.zeros((1, size, size, 3), jnp.float32)
+    v = model.init({"params": key, "dropout": key}, x, train=False)
+    return {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
+
+  def make_state(variables):
+    return TrainState(jnp.zeros((), jnp.int32), variables["params"], variables["batch_stats"],
+                      tx.init(variables["params"]))
+
+  def update(state: TrainState, batch: Mapping[str, jax.Array], rng: jax.Array):
+    rng = jax.random.fold_in(rng, state.step)
+    k_view, k_drop = jax.random.split(rng)
+    nb = batch["target"].shape[0]
+    images = jnp.concatenate([batch["a"], batch["b"]])
+    thetas = train_view_thetas(jax.random.split(k_view, 2 * nb), cfg.crop_scale, cfg.flip)
+    x = render_views(to_float(images), thetas, size)
+    mask = jnp.concatenate([batch["valid"], batch["valid"]])
+
+    def loss_fn(params):
+      (scores, stn), new = model.apply(
+          {"params": params, "batch_stats": state.batch_stats}, x, train=True, mask=mask,
+          rngs={"dropout": k_drop}, mutable=["batch_stats"])
+      s1, s2 = scores[:nb], scores[nb:]
+      loss = ranknet_loss(s1, s2, batch["target"], batch["weight"])
+      return loss, (new.get("batch_stats", {}), s1 - s2, stn)
+
+    (loss, (batch_stats, margin, stn)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    valid = mask.astype(jnp.float32)
+    n_valid = jnp.maximum(valid.sum(), 1.0)
+    ordered = batch["valid"] & (batch["target"] != 0.5)
+    right = (jnp.sign(margin) == jnp.sign(batch["target"] - 0.5)) & ordered
+    centre = stn[:, 0:1] * stn[:, 1:3]
+    metrics = dict(
+        loss=loss,
+        grad_norm=_tree_norm(grads),
+        param_norm=_tree_norm(params),
+        update_norm=_tree_norm(updates),
+        train_acc=right.sum() / jnp.maximum(ordered.sum(), 1),
+        scale=jnp.sum(stn[:, 0] * valid) / n_valid,
+        centre_x=jnp.sum(centre[:, 0] * valid) / n_valid,
+        centre_y=jnp.sum(centre[:, 1] * valid) / n_valid,
+        outside_frac=jnp.sum(jax.vmap(sampler.centre_outside)(stn) * valid) / n_valid,
+    )
+    return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
+
+  def score(variables, images, thetas):
+    x = to_float(images)
+
+    def one_view(theta):
+      view = render_views(x, jnp.broadcast_to(theta, (x.shape[0], 2, 3)), size)
+      return model.apply(variables, view, train=False)[0]
+
+    return jnp.sum(jax.lax.map(one_view, thetas), axis=0)
+
+  def stn_params(variables, images):
+    theta = jnp.broadcast_to(crop_theta(1.0, 0.0, 0.0, False), (images.shape[0], 2, 3))
+    return model.apply(variables, render_views(to_float(images), theta, size), train=False)[1]
+
+  return dict(
+      model=model, tx=tx,
+      init_variables=jax.jit(init_variables, out_shardings=repl),
+      make_state=jax.jit(make_state, out_shardings=repl),
+      update=jax.jit(update, donate_argnums=0, in_shardings=(repl, data, repl),
+                     out_shardings=(repl, repl)),
+      score=jax.jit(score, in_shardings=(repl, data, repl), out_shardings=data),
+      stn_params=jax.jit(stn_params, in_shardings=(repl, data), out_shardings=data),
+  )
+
+
+def make_update_fn(cfg: ml_collections.ConfigDict, mode: str, mesh: jax.sharding.Mesh | None = None):
+  """The jitted, state-donating `update(state, batch, rng) -> (state, metrics)` of `mode`.
+
+  `batch` holds `a`, `b` uint8 (B, H, W, C) images, `target`, `weight` float32 (B,), `valid` bool
+  (B,), with B a multiple of the mesh's device count (see `make_batch`).
+  """
+  return _functions(_cfg_key(cfg), mode, mesh or mesh_lib.make_mesh())["update"]
+
+
+def init_state(cfg: ml_collections.ConfigDict, mode: str, key: jax.Array,
+               mesh: jax.sharding.Mesh | None = None,
+               variables: Mapping[str, Any] | None = None) -> TrainState:
+  """A fresh replicated TrainState (from `variables` when given, else initialised from `key`)."""
+  fns = _functions(_cfg_key(cfg), mode, mesh or mesh_lib.make_mesh())
+  if variables is None:
+    variables = fns["init_variables"](key)
+  return fns["make_state"](variables)
+
+
+# ------------------------------------------------------------------------------- batches
+
+def padded_batch_size(batch_pairs: int, mesh: jax.sharding.Mesh) -> int:
+  """batch_pairs rounded up to a multiple of the mesh's device count."""
+  n = mesh_lib.num_shards(mesh)
+  return int(math.ceil(batch_pairs / n) * n)
+
+
+def make_batch(pool_images: np.ndarray, pairs: PairSet, index: np.ndarray, size: int
+               ) -> dict[str, np.ndarray]:
+  """Gathers the pairs at `index` into a batch of `size` pairs (host, numpy).
+
+  Rows past len(index) are zero-weight, `valid=False` copies of the first pair (padding).
+  Images are gathered from the pool by index: (size, H, W, C) uint8 for each member.
+  """
+  index = np.asarray(index)
+  if not 0 < len(index) <= size:
+    raise ValueError(f"a batch needs 1..{size} pairs, got {len(index)}")
+  full = np.concatenate([index, np.repeat(index[:1], size - len(index))])
+  valid = np.arange(size) < len(index)
+  a, b = np.asarray(pairs.a)[full], np.asarray(pairs.b)[full]
+  return dict(a=pool_images[a], b=pool_images[b],
+              target=np.asarray(pair_targets(np.asarray(pairs.label)[full])),
+              weight=np.where(valid, np.asarray(pairs.weight, np.float32)[full], 0.0
+                              ).astype(np.float32),
+              valid=valid)
+
+
+def epoch_order(seed: int, stage: int, epoch: int, num_pairs: int) -> np.ndarray:
+  """The pair order of one epoch, a function of (seed, stage, epoch) only (so resume repeats it)."""
+  return np.random.default_rng([seed, stage, epoch]).permutation(num_pairs)
+
+
+# ------------------------------------------------------------------------------- scoring
+
+@dataclasses.dataclass
+class DeepSTNModel:
+  """A trained DeepSTN ranker.
+
+  Attributes:
+    config: the ConfigDict it was trained with.
+    mode: "stn_only" or "combined" (the last stage trained).
+    variables: {"params", "batch_stats"} of the best epoch of the last stage (host numpy).
+    stages: per stage, {"best_epoch", "best_val_acc", "epochs_run", "steps"}.
+    mesh: the mesh scoring runs on (None: all local devices).
+  """
+  config: ml_collections.ConfigDict
+  mode: str
+  variables: dict[str, Any]
+  stages: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+  mesh: jax.sharding.Mesh | None = None
+
+
+def _batched(fn, variables, images: np.ndarray, batch: int, mesh, *extra) -> np.ndarray:
+  images = np.asarray(images)
+  if images.ndim != 4 or images.dtype != np.uint8:
+    raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+  if len(images) == 0:
+    raise ValueError("no images to score")
+  n_dev = mesh_lib.num_shards(mesh)
+  batch = int(math.ceil(min(batch, len(images)) / n_dev) * n_dev)
+  out = []
+  for start in range(0, len(images), batch):
+    chunk = images[start:start + batch]
+    n = len(chunk)
+    if n < batch:
+      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
+    out.append(np.asarray(fn(variables, mesh_lib.shard_batch(chunk, mesh), *extra))[:n])
+  return np.concatenate(out)
+
+
+def _score(cfg, mode, mesh, variables, images: np.ndarray, num_crops: int) -> np.ndarray:
+  fns = _functions(_cfg_key(cfg), mode, mesh)
+  thetas = mesh_lib.replicate(jnp.asarray(test_view_thetas(num_crops, cfg.crop_scale)), mesh)
+  return _batched(fns["score"], variables, images, cfg.eval_batch, mesh, thetas)
+
+
+def score_images(model: DeepSTNModel, images: np.ndarray,
+                 cfg: ml_collections.ConfigDict | None = None) -> np.ndarray:
+  """Scores uint8 images (N, H, W, C) -> float32 (N,), summed over `cfg.test_crops` views.
+
+  `cfg` defaults to the model's own config; pass a copy to change e.g. `test_crops`.
+  """
+  cfg = model.config if cfg is None else cfg
+  mesh = model.mesh or mesh_lib.make_mesh()
+  variables = mesh_lib.replicate(model.variables, mesh)
+  return _score(cfg, model.mode, mesh, variables, images, int(cfg.test_crops))
+
+
+def stn_parameters(model: DeepSTNModel, images: np.ndarray) -> np.ndarray:
+  """(s, t_x, t_y) the localisation net predicts for the whole (uncropped) images: (N, 3)."""
+  mesh = model.mesh or mesh_lib.make_mesh()
+  fns = _functions(_cfg_key(model.config), model.mode, mesh)
+  return _batched(fns["stn_params"], mesh_lib.replicate(model.variables, mesh), images,
+                  model.config.eval_batch, mesh)
+
+
+def patch_boxes(model: DeepSTNModel, images: np.ndarray) -> np.ndarray:
+  """The learned patch of each whole image as a pixel box (x0, y0, x1, y1): (N, 4) float32.
+
+  Pixel-edge units of the given images (0..W, 0..H); the localisation net sees the whole image
+  resized to `image_size` (no crop), so the box is where its patch falls on the original.
+  """
+  images = np.asarray(images)
+  params = stn_parameters(model, images)
+  return np.asarray(sampler.patch_box(jnp.asarray(params), images.shape[1], images.shape[2]))
+
+
+def save_patch_figure(path: str | os.PathLike, model: DeepSTNModel, images: np.ndarray,
+                      titles: Sequence[str] | None = None, ncols: int = 6) -> None:
+  """Draws images with their learned patch as a box (DeepSTN's Figure 3) and saves a PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  images = np.asarray(images)
+  boxes = patch_boxes(model, images)
+  n = len(images)
+  ncols = max(1, min(ncols, n))
+  nrows = int(math.ceil(n / ncols))
+  fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.9 * nrows), squeeze=False)
+  for i, ax in enumerate(axes.flat):
+    ax.axis("off")
+    if i >= n:
+      continue
+    img = images[i]
+    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1
+              else None, extent=(0, img.shape[1], img.shape[0], 0))
+    x0, y0, x1, y1 = boxes[i]
+    ax.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                              edgecolor="red", linewidth=1.5))
+    ax.set_xlim(0, img.shape[1])
+    ax.set_ylim(img.shape[0], 0)
+    if titles is not None and i < len(titles):
+      ax.set_title(str(titles[i]), fontsize=8)
+  io.save_figure(fig, path)
+
+
+def pairwise_accuracy(scores: np.ndarray, pairs: PairSet) -> float:
+  """Fraction of ORDERED pairs whose score difference has the label's sign (ties count wrong)."""
+  label = np.asarray(pairs.label)
+  ordered = label != 0
+  if not ordered.any():
+    raise ValueError(f"no ordered pairs to measure accuracy on ({pairs.attribute!r})")
+  d = np.asarray(scores)[np.asarray(pairs.a)] - np.asarray(scores)[np.asarray(pairs.b)]
+  return float(np.mean(np.sign(d[ordered]) == label[ordered]))
+
+
+# ------------------------------------------------------------------------------- training loop
+
+def _host(tree):
+  return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+
+
+def _check_finite(metrics: Mapping[str, Any], step: int, stage: str) -> dict[str, float]:
+  out = {k: float(v) for k, v in metrics.items()}
+  for k, v in out.items():
+    if not math.isfinite(v):
+      raise FloatingPointError(f"DeepSTN {stage} stage: non-finite {k} = {v} at step {step}")
+  return out
+
+
+def _validate_inputs(pool: ImageSet, train_pairs: PairSet, val_images: ImageSet | None,
+                     val_pairs: PairSet | None) -> None:
+  if len(train_pairs) == 0:
+    raise ValueError(f"no training pairs for attribute {train_pairs.attribute!r}")
+  train_pairs.validate(len(pool), where="DeepSTN training pool")
+  if val_pairs is not None:
+    if val_images is None:
+      raise ValueError("val_pairs given without val_images")
+    val_pairs.validate(len(val_images), where="DeepSTN validation set")
+    if not np.any(np.asarray(val_pairs.label) != 0):
+      raise ValueError(f"validation pairs of {val_pairs.attribute!r} hold no ordered pair")
+
+
+def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
+                 train_pairs: PairSet, val_images, val_pairs, workdir: Path, mesh, seed: int,
+                 loc_init: Mapping[str, Any] | None, backbone_init: Mapping[str, Any] | None
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Trains one stage (resuming from its checkpoints); returns (best variables, summary)."""
+  fns = _functions(_cfg_key(cfg), mode, mesh)
+  stage_dir = workdir / mode
+  base = jax.random.fold_in(jax.random.key(seed), stage_idx)
+  variables = _host(fns["init_variables"](jax.random.fold_in(base, 0)))
+  if cfg.pretrained_backbone:
+    variables = stn_ranker.load_backbone_npz(variables, cfg.pretrained_backbone)
+  for init, keys in ((loc_init, ("loc",)), (backbone_init, ("backbone",))):
+    if init is not None:
+      for coll in ("params", "batch_stats"):
+        for k in keys:
+          if k in init.get(coll, {}):
+            variables[coll][k] = init[coll][k]
+  state = fns["make_state"](mesh_lib.replicate(variables, mesh))
+  copy = lambda tree: jax.tree.map(jnp.copy, tree)
+  meta_types = dict(best_acc=np.float32, best_epoch=np.int32, bad_epochs=np.int32,
+                    stopped=np.bool_, epochs_done=np.int32)
+  as_arrays = lambda meta: mesh_lib.replicate(
+      {k: np.asarray(meta[k], t) for k, t in meta_types.items()}, mesh)
+  meta0 = dict(best_acc=-1.0, best_epoch=-1, bad_epochs=0, stopped=False, epochs_done=0)
+  item = dict(state=state, best={"params": copy(state.params),
+                                 "batch_stats": copy(state.batch_stats)},
+              meta=as_arrays(meta0))
+
+  b = int(cfg.batch_pairs)
+  if b < 1:
+    raise ValueError(f"batch_pairs must be >= 1, got {b}")
+  size = padded_batch_size(b, mesh)
+  n_pairs = len(train_pairs)
+  steps_per_epoch = int(math.ceil(n_pairs / b))
+  total = int(epochs) * steps_per_epoch
+  if size != b and stage_idx == 0:
+    print(f"[deepstn] batch of {b} pairs padded to {size} with {size - b} zero-weight pair(s) "
+          f"for the {mesh_lib.num_shards(mesh)} devices", flush=True)
+
+  ckpt = Checkpointer(stage_dir / "checkpoints", max_to_keep=2)
+  item, step = ckpt.restore_or(item)
+  state, meta = item["state"], {k: v.item() for k, v in _host(item["meta"]).items()}
+  best = item["best"]
+  if step:
+    print(f"[deepstn] {mode}: resumed at step {step} (epoch {meta['epochs_done']})", flush=True)
+
+  val_idx = val_sub = None
+  if val_pairs is not None:
+    val_idx = np.unique(np.concatenate([np.asarray(val_pairs.a), np.asarray(val_pairs.b)]))
+    remap = np.full(len(val_images), -1, np.int64)
+    remap[val_idx] = np.arange(len(val_idx))
+    val_sub = PairSet(remap[np.asarray(val_pairs.a)].astype(np.int32),
+                      remap[np.asarray(val_pairs.b)].astype(np.int32),
+                      np.asarray(val_pairs.label), np.asarray(val_pairs.weight),
+                      np.asarray(val_pairs.source), val_pairs.attribute)
+    val_imgs = np.asarray(val_images.images)[val_idx]
+
+  writer = MetricsWriter(stage_dir / "metrics.jsonl")
+  rng = jax.random.fold_in(base, 1)
+  pool_images = np.asarray(pool.images)
+  progress = Progress(f"deepstn/{mode}", total, start=step, unit="steps",
+                      every_s=cfg.progress_every_s)
+  save = lambda: ckpt.save(step, dict(state=state, best=best, meta=as_arrays(meta)), force=True)
+  metrics = {}
+  while step < total and not meta["stopped"]:
+    epoch, i = divmod(step, steps_per_epoch)
+    order = epoch_order(seed, stage_idx, epoch, n_pairs)
+    batch = make_batch(pool_images, train_pairs, order[i * b:(i + 1) * b], size)
+    state, metrics = fns["update"](state, mesh_lib.shard_batch(batch, mesh), rng)
+    metrics = _check_finite(metrics, step, mode)
+    step += 1
+    if step % max(1, cfg.log_every) == 0 or step == total:
+      writer.write(step, metrics, epoch=epoch)
+    progress.update(step, f"loss {metrics['loss']:.4f} s {metrics['scale']:.3f} "
+                    f"centre ({metrics['centre_x']:+.2f}, {metrics['centre_y']:+.2f})")
+    if step % steps_per_epoch == 0:
+      meta["epochs_done"] = step // steps_per_epoch
+      if val_pairs is not None:
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        scores = _score(cfg, mode, mesh, variables, val_imgs, int(cfg.val_crops))
+        acc = pairwise_accuracy(scores, val_sub)
+        if acc > meta["best_acc"]:
+          meta.update(best_acc=acc, best_epoch=epoch, bad_epochs=0)
+          best = copy(variables)
+        else:
+          meta["bad_epochs"] += 1
+          if cfg.patience > 0 and meta["bad_epochs"] >= cfg.patience:
+            meta["stopped"] = True
+        writer.write(step, dict(val_acc=acc, best_val_acc=meta["best_acc"]), epoch=epoch)
+        print(f"[deepstn] {mode} epoch {epoch + 1}/{epochs}: val acc {acc:.4f} "
+              f"(best {meta['best_acc']:.4f} at epoch {meta['best_epoch'] + 1})", flush=True)
+      else:
+        best = copy({"params": state.params, "batch_stats": state.batch_stats})
+        meta["best_epoch"] = epoch
+      save()
+    elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+      save()
+  ckpt.close()
+  summary = dict(mode=mode, best_epoch=int(meta["best_epoch"]),
+                 best_val_acc=float(meta["best_acc"]) if val_pairs is not None else None,
+                 epochs_run=int(meta["epochs_done"]), steps=int(step),
+                 early_stopped=bool(meta["stopped"]), steps_per_epoch=steps_per_epoch,
+                 batch_pairs=b, padded_batch=size, devices=mesh_lib.num_shards(mesh),
+                 last_metrics=metrics)
+  io.write_json(stage_dir / "summary.json", summary)
+  return _host(best), summary
+
+
+def train_deepstn(cfg: ml_collections.ConfigDict, pool: ImageSet, train_pairs: PairSet,
+                  val_images: ImageSet | None, val_pairs: PairSet | None,
+                  workdir: str | os.PathLike, mesh: jax.sharding.Mesh | None = None,
+                  seed: int | None = None) -> DeepSTNModel:
+  """Trains DeepSTN's stages in order (`cfg.stages`) and returns the last stage's best model.
+
+  Args:
+    cfg: `default_config()` or a modified copy.
+    pool: every training image (real and synthetic concatenated), uint8 (N, H, W, C).
+    train_pairs: pairs indexing `pool` (labels +1 / −1 / 0, weights).
+    val_images, val_pairs: validation images and pairs indexing them (may be the pool and pairs
+      into it); None for no validation (then the last epoch is kept, no early stopping).
+    workdir: stage outputs go to `<workdir>/<mode>/` (checkpoints/, metrics.jsonl, summary.json);
+      rerunning with the same workdir resumes.
+    mesh: device mesh (default: every local device on the data axis).
+    seed: overrides `cfg.seed`.
+  """
+  mesh = mesh or mesh_lib.make_mesh()
+  seed = int(cfg.seed if seed is None else seed)
+  workdir = Path(workdir)
+  _validate_inputs(pool, train_pairs, val_images, val_pairs)
+  if not cfg.stages:
+    raise ValueError("cfg.stages is empty: nothing to train")
+  for m in cfg.stages:
+    if m not in stn_ranker.MODES:
+      raise ValueError(f"unknown DeepSTN stage {m!r}; valid: {list(stn_ranker.MODES)}")
+  if cfg.backbone == "alexnet" and cfg.patch_size != cfg.image_size:
+    raise ValueError(f"the alexnet backbone needs patch_size == image_size, got "
+                     f"{cfg.patch_size} and {cfg.image_size}")
+  previous, stages = None, {}
+  for k, mode in enumerate(cfg.stages):
+    epochs = cfg.stn_epochs if mode == "stn_only" else cfg.combined_epochs
+    loc_init = backbone_init = None
+    if previous is not None:
+      loc_init = previous
+      if cfg.combined_backbone_from_stn:
+        backbone_init = previous
+    previous, stages[mode] = _train_stage(cfg, k, mode, epochs, pool, train_pairs, val_images,
+                                          val_pairs, workdir, mesh, seed, loc_init, backbone_init)
+  return DeepSTNModel(cfg, cfg.stages[-1], previous, stages, mesh)
