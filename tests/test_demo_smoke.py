@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_smoke_runs_every_method(tmp_path):
   env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)  # one host device, as in tests/test_main.py
   r = subprocess.run([sys.executable, "train_ranker.py", "--config=configs/demo.py:smoke",
                       f"--workdir={tmp_path}"], cwd=ROOT, env=env, capture_output=True,
                      text=True, timeout=900)

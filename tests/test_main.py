@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(*args, cwd=ROOT):
   env = dict(os.environ)
   env.pop("DENSESYNTH_DEBUG", None)
+  # One host device: virtual CPU devices add no speed, and XLA:CPU's shared thread pool was
+  # seen to wedge on the local solver's while-loops under them. The sharded paths have their
+  # own in-process tests.
+  env.pop("XLA_FLAGS", None)
   return subprocess.run([sys.executable, "train_ranker.py", *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=600)
 

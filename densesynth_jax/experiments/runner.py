@@ -86,7 +86,11 @@ def ranksvm_local(ctx: CellContext) -> dict[str, np.ndarray]:
   cfg = ctx.config.ranksvm
   x = _pool_features(ctx)
   pairs = ctx.pool.pairs
-  mesh = mesh_lib.make_mesh() if jax.device_count() > 1 else None
+  # Shard over accelerators only: host "devices" made by XLA_FLAGS share the same cores (no
+  # speed-up), and the sharded solver was seen to stall there under load. The sharded path
+  # itself is tested in tests/test_local.py.
+  mesh = (mesh_lib.make_mesh() if jax.device_count() > 1 and jax.default_backend() != "cpu"
+          else None)
   learned = None
   if cfg.metric == "kissme":
     learned = metric_lib.kissme(x, pairs, rank=cfg.metric_rank)
