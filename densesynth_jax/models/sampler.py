@@ -166,15 +166,15 @@ def stn_patches(images: jax.Array, params: jax.Array, patch_size: int,
 
 
 def affine_sample(image: jax.Array, theta: jax.Array, out_h: int, out_w: int) -> jax.Array:
-  """Any 2×3 affine view of one image (used for crops, flips and resizing): (H, W, C) -> (h, w, C)."""
+  """Any 2×3 affine view of one image (crops, mirroring, resizing): (H, W, C) -> (h, w, C)."""
   return bilinear_sample(image, affine_grid(theta, out_h, out_w))
 
 
 def patch_box(params: jax.Array, height: int, width: int) -> jax.Array:
   """The patch as a pixel box (x0, y0, x1, y1) of an H×W image: (..., 3) -> (..., 4).
 
-  Edges are in pixel-edge units (0 = left edge of the image, W = right edge), so the box can be
-  drawn directly with matplotlib over `imshow` (after subtracting 0.5 for pixel-centre axes).
+  Edges are in pixel-edge units (0 = left edge of the image, W = right edge): draw it over
+  `imshow(image, extent=(0, W, H, 0))`, or subtract 0.5 for imshow's default pixel-centre axes.
   """
   s, tx, ty = params[..., 0], params[..., 1], params[..., 2]
   cx, cy, half = s * tx, s * ty, jnp.abs(s)

@@ -51,6 +51,17 @@ MODES = ("stn_only", "combined")
 SCALE_MULT = 0.05  # fixed multiplier on the localisation net's scale output (DeepSTN)
 
 
+def conv_kernel_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+  """Flax's default LeCun-normal kernel init, drawn as a 2-D (fan_in, out) array and reshaped.
+
+  Same distribution (LeCun normal uses fan-in only, and fan_in = prod(shape[:-1]) either way);
+  drawing 4-D random arrays makes XLA's CPU compiler spend seconds per kernel on the partitionable
+  threefry generator, which dominated the start-up of every CPU run and test.
+  """
+  flat = (int(np.prod(shape[:-1])), int(shape[-1]))
+  return nn.initializers.lecun_normal()(key, flat, dtype).reshape(shape)
+
+
 def _bn_mask(mask: jax.Array | None, x: jax.Array) -> jax.Array | None:
   """(B,) bool -> broadcastable to NHWC, so padding images never enter the batch statistics."""
   if mask is None:
@@ -60,13 +71,14 @@ def _bn_mask(mask: jax.Array | None, x: jax.Array) -> jax.Array | None:
 
 class SmallCNN(nn.Module):
   """Conv3×3-BN-ReLU-maxpool2 stages: (B, H, W, 3) -> (B, C) (or the last map if `spatial`)."""
-  channels: tuple[int, ...] = (32, 64, 128, 128)
+  channels: tuple[int, ...] = (16, 32, 64, 64)
   bn_momentum: float = 0.9
 
   @nn.compact
   def __call__(self, x, *, train: bool, mask: jax.Array | None = None, spatial: bool = False):
     for i, c in enumerate(self.channels):
-      x = nn.Conv(c, (3, 3), padding="SAME", use_bias=False, name=f"conv{i + 1}")(x)
+      x = nn.Conv(c, (3, 3), padding="SAME", use_bias=False,
+                  kernel_init=conv_kernel_init, name=f"conv{i + 1}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                        name=f"bn{i + 1}")(x, mask=_bn_mask(mask, x) if train else None)
       x = nn.relu(x)
@@ -94,13 +106,14 @@ class AlexNetLike(nn.Module):
   def __call__(self, x, *, train: bool, mask: jax.Array | None = None, spatial: bool = False):
     del mask  # no batch statistics to protect
     pool = lambda y: nn.max_pool(y, (3, 3), strides=(2, 2))
-    x = nn.relu(nn.Conv(96, (11, 11), strides=(4, 4), padding="VALID", name="conv1")(x))
+    conv = lambda *a, **k: nn.Conv(*a, kernel_init=conv_kernel_init, **k)
+    x = nn.relu(conv(96, (11, 11), strides=(4, 4), padding="VALID", name="conv1")(x))
     x = pool(local_response_norm(x))
-    x = nn.relu(nn.Conv(256, (5, 5), padding="SAME", feature_group_count=2, name="conv2")(x))
+    x = nn.relu(conv(256, (5, 5), padding="SAME", feature_group_count=2, name="conv2")(x))
     x = pool(local_response_norm(x))
-    x = nn.relu(nn.Conv(384, (3, 3), padding="SAME", name="conv3")(x))
-    x = nn.relu(nn.Conv(384, (3, 3), padding="SAME", feature_group_count=2, name="conv4")(x))
-    x = nn.relu(nn.Conv(256, (3, 3), padding="SAME", feature_group_count=2, name="conv5")(x))
+    x = nn.relu(conv(384, (3, 3), padding="SAME", name="conv3")(x))
+    x = nn.relu(conv(384, (3, 3), padding="SAME", feature_group_count=2, name="conv4")(x))
+    x = nn.relu(conv(256, (3, 3), padding="SAME", feature_group_count=2, name="conv5")(x))
     x = pool(x)
     if spatial:
       return x
@@ -137,7 +150,8 @@ class LocalizationNet(nn.Module):
   def __call__(self, x, *, train: bool, mask: jax.Array | None = None):
     f = make_backbone(self.backbone_name, self.backbone_kwargs, name="backbone")(
         x, train=train, mask=mask, spatial=True)
-    h = nn.relu(nn.Conv(self.conv_channels, (1, 1), name="conv1x1")(f))
+    h = nn.relu(nn.Conv(self.conv_channels, (1, 1), kernel_init=conv_kernel_init,
+                         name="conv1x1")(f))
     h = nn.relu(nn.Dense(self.hidden, name="fc1")(h.reshape(h.shape[0], -1)))
     bias0 = np.array([self.scale_init / SCALE_MULT, 0.0, 0.0], np.float32)
     raw = nn.Dense(3, kernel_init=nn.initializers.zeros,

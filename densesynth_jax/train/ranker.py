@@ -21,8 +21,9 @@ epoch. Each stage is a loop over ONE jitted, donated update step `update(state, 
 - the batch is split over the mesh's data axis, parameters are replicated. A batch whose size is
   not a multiple of the device count (25 pairs on 2 devices), or the short last batch of an epoch,
   is PADDED with zero-weight pairs; padding images are also masked out of the batch-norm
-  statistics and of the boundary pull, so a padded batch gives exactly the update of the unpadded
-  one;
+  statistics and of the boundary pull, and each image's random view depends on its position
+  only, so a padded batch gives the update of the unpadded one up to float rounding (for the
+  AlexNet-like backbone, whose dropout masks depend on the batch shape, in distribution);
 - health metrics every step (loss, gradient / parameter / update norms, patch scale and centre);
   a non-finite value stops training with the step and the metric named;
 - orbax checkpoints at every epoch end (and every `checkpoint_every` steps), holding the train
@@ -66,7 +67,7 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Model.
   c.backbone = "small_cnn"          # "small_cnn" (CPU, from scratch) or "alexnet" (GPU, 227/128)
-  c.cnn_channels = (32, 64, 128, 128)  # small_cnn: output channels of its conv-BN-ReLU-pool stages
+  c.cnn_channels = (16, 32, 64, 64)  # small_cnn: output channels of its conv-BN-ReLU-pool stages
   c.bn_momentum = 0.9               # small_cnn: running-average momentum of batch norm
   c.alexnet_fc = 4096               # alexnet: width of fc6 / fc7
   c.dropout = 0.5                   # alexnet: dropout after fc6 / fc7
@@ -83,7 +84,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.combined_epochs = 10            # epochs of the combined stage
   c.patience = 3                    # epochs without val improvement before stopping (<=0: never)
   # Optimiser (DeepSTN: SGD 1e-3, momentum 0.9, weight decay 5e-4, loc layers at 0.1×).
-  c.lr = 1e-3                       # learning rate of the ranker layers
+  c.lr = 1e-3                       # ranker layers' rate (DeepSTN's, for fine-tuning ImageNet
+                                    # weights; from scratch on sprites 1e-2 learns much faster)
   c.momentum = 0.9                  # SGD momentum
   c.weight_decay = 5e-4             # L2 decay on kernels, added to the gradient
   c.loc_lr_mult = 0.1               # learning-rate multiplier of the localisation net
@@ -99,6 +101,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.log_every = 50                  # steps between metrics.jsonl rows
   c.progress_every_s = 10.0         # seconds between progress lines
   c.seed = 0                        # default seed (train_deepstn's `seed` argument overrides it)
+  c.xla_fast_compile = False        # XLA backend optimisation level 0: about half the compile
+                                    # time, slower steps (tests and very short CPU runs)
   c.lock()
   return c
 
@@ -156,8 +160,8 @@ def test_view_thetas(num_crops: int, crop_scale: float) -> np.ndarray:
   d = 1.0 - crop_scale
   offsets = [(0.0, 0.0)] + ([(-d, -d), (d, -d), (-d, d), (d, d)] if num_crops >= 5 else [])
   mirrors = (False, True) if num_crops in (2, 10) else (False,)
-  return np.stack([np.asarray(crop_theta(crop_scale, ox, oy, m))
-                   for m in mirrors for ox, oy in offsets])
+  return np.array([[[-crop_scale if m else crop_scale, 0.0, ox], [0.0, crop_scale, oy]]
+                   for m in mirrors for ox, oy in offsets], np.float32)
 
 
 def render_views(images: jax.Array, thetas: jax.Array, size: int) -> jax.Array:
@@ -247,7 +251,12 @@ def _functions(cfg_json: str, mode: str, mesh: jax.sharding.Mesh) -> dict[str, A
     k_view, k_drop = jax.random.split(rng)
     nb = batch["target"].shape[0]
     images = jnp.concatenate([batch["a"], batch["b"]])
-    thetas = train_view_thetas(jax.random.split(k_view, 2 * nb), cfg.crop_scale, cfg.flip)
+    # One key per image from its position, so that padding a batch leaves the views of its real
+    # pairs unchanged.
+    k_a, k_b = jax.random.split(k_view)
+    position_keys = lambda k: jax.vmap(jax.random.fold_in, (None, 0))(k, jnp.arange(nb))
+    keys = jnp.concatenate([position_keys(k_a), position_keys(k_b)])
+    thetas = train_view_thetas(keys, cfg.crop_scale, cfg.flip)
     x = render_views(to_float(images), thetas, size)
     mask = jnp.concatenate([batch["valid"], batch["valid"]])
 
@@ -291,21 +300,25 @@ def _functions(cfg_json: str, mode: str, mesh: jax.sharding.Mesh) -> dict[str, A
     return jnp.sum(jax.lax.map(one_view, thetas), axis=0)
 
   def stn_params(variables, images):
-    theta = jnp.broadcast_to(crop_theta(1.0, 0.0, 0.0, False), (images.shape[0], 2, 3))
+    theta = jnp.broadcast_to(jnp.array([[1.0, 0, 0], [0, 1.0, 0]]), (images.shape[0], 2, 3))
     return model.apply(variables, render_views(to_float(images), theta, size), train=False)[1]
 
+  jit = functools.partial(
+      jax.jit, compiler_options={"xla_backend_optimization_level": 0} if cfg.xla_fast_compile
+      else None)
   return dict(
       model=model, tx=tx,
-      init_variables=jax.jit(init_variables, out_shardings=repl),
-      make_state=jax.jit(make_state, out_shardings=repl),
-      update=jax.jit(update, donate_argnums=0, in_shardings=(repl, data, repl),
-                     out_shardings=(repl, repl)),
-      score=jax.jit(score, in_shardings=(repl, data, repl), out_shardings=data),
-      stn_params=jax.jit(stn_params, in_shardings=(repl, data), out_shardings=data),
+      init_variables=jit(init_variables, out_shardings=repl),
+      make_state=jit(make_state, out_shardings=repl),
+      update=jit(update, donate_argnums=0, in_shardings=(repl, data, repl),
+                 out_shardings=(repl, repl)),
+      score=jit(score, in_shardings=(repl, data, repl), out_shardings=data),
+      stn_params=jit(stn_params, in_shardings=(repl, data), out_shardings=data),
   )
 
 
-def make_update_fn(cfg: ml_collections.ConfigDict, mode: str, mesh: jax.sharding.Mesh | None = None):
+def make_update_fn(cfg: ml_collections.ConfigDict, mode: str,
+                   mesh: jax.sharding.Mesh | None = None):
   """The jitted, state-donating `update(state, batch, rng) -> (state, metrics)` of `mode`.
 
   `batch` holds `a`, `b` uint8 (B, H, W, C) images, `target`, `weight` float32 (B,), `valid` bool
@@ -346,7 +359,7 @@ def make_batch(pool_images: np.ndarray, pairs: PairSet, index: np.ndarray, size:
   valid = np.arange(size) < len(index)
   a, b = np.asarray(pairs.a)[full], np.asarray(pairs.b)[full]
   return dict(a=pool_images[a], b=pool_images[b],
-              target=np.asarray(pair_targets(np.asarray(pairs.label)[full])),
+              target=(np.asarray(pairs.label)[full].astype(np.float32) + 1.0) / 2.0,
               weight=np.where(valid, np.asarray(pairs.weight, np.float32)[full], 0.0
                               ).astype(np.float32),
               valid=valid)
@@ -384,7 +397,7 @@ def _batched(fn, variables, images: np.ndarray, batch: int, mesh, *extra) -> np.
   if len(images) == 0:
     raise ValueError("no images to score")
   n_dev = mesh_lib.num_shards(mesh)
-  batch = int(math.ceil(min(batch, len(images)) / n_dev) * n_dev)
+  batch = int(math.ceil(batch / n_dev) * n_dev)  # one fixed shape: one compile for any N
   out = []
   for start in range(0, len(images), batch):
     chunk = images[start:start + batch]
@@ -473,6 +486,9 @@ def pairwise_accuracy(scores: np.ndarray, pairs: PairSet) -> float:
 
 # ------------------------------------------------------------------------------- training loop
 
+_copy_tree = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+
+
 def _host(tree):
   return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
 
@@ -498,13 +514,29 @@ def _validate_inputs(pool: ImageSet, train_pairs: PairSet, val_images: ImageSet 
       raise ValueError(f"validation pairs of {val_pairs.attribute!r} hold no ordered pair")
 
 
+def _check_stage_config(cfg: ml_collections.ConfigDict, stage_dir: Path) -> None:
+  """Writes the stage's config; on a rerun, refuses one whose model or optimiser differ (its
+  checkpoints belong to another run). Loop fields (epochs, patience, crops, ...) may change."""
+  path = stage_dir / "config.json"
+  current = json.loads(_cfg_key(cfg))
+  if path.exists() and any((stage_dir / "checkpoints").glob("*")):
+    stored = io.read_json(path)
+    stored = {k: v for k, v in stored.items() if k not in _LOOP_FIELDS}
+    changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+    if changed:
+      raise ValueError(f"{stage_dir} holds checkpoints of a different DeepSTN config (fields "
+                       f"{changed} differ): use another workdir or delete it")
+  io.write_json(path, json.loads(cfg.to_json()))
+
+
 def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
                  train_pairs: PairSet, val_images, val_pairs, workdir: Path, mesh, seed: int,
                  loc_init: Mapping[str, Any] | None, backbone_init: Mapping[str, Any] | None
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Trains one stage (resuming from its checkpoints); returns (best variables, summary)."""
-  fns = _functions(_cfg_key(cfg), mode, mesh)
   stage_dir = workdir / mode
+  _check_stage_config(cfg, stage_dir)
+  fns = _functions(_cfg_key(cfg), mode, mesh)
   base = jax.random.fold_in(jax.random.key(seed), stage_idx)
   variables = _host(fns["init_variables"](jax.random.fold_in(base, 0)))
   if cfg.pretrained_backbone:
@@ -516,7 +548,7 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
           if k in init.get(coll, {}):
             variables[coll][k] = init[coll][k]
   state = fns["make_state"](mesh_lib.replicate(variables, mesh))
-  copy = lambda tree: jax.tree.map(jnp.copy, tree)
+  copy = _copy_tree  # the best epoch's arrays must outlive the donated state
   meta_types = dict(best_acc=np.float32, best_epoch=np.int32, bad_epochs=np.int32,
                     stopped=np.bool_, epochs_done=np.int32)
   as_arrays = lambda meta: mesh_lib.replicate(
@@ -541,7 +573,10 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
   item, step = ckpt.restore_or(item)
   state, meta = item["state"], {k: v.item() for k, v in _host(item["meta"]).items()}
   best = item["best"]
-  if step:
+  if step >= total or meta["stopped"]:
+    print(f"[deepstn] {mode}: already trained ({step} steps, {meta['epochs_done']} epochs)",
+          flush=True)
+  elif step:
     print(f"[deepstn] {mode}: resumed at step {step} (epoch {meta['epochs_done']})", flush=True)
 
   val_idx = val_sub = None
@@ -567,7 +602,7 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
     order = epoch_order(seed, stage_idx, epoch, n_pairs)
     batch = make_batch(pool_images, train_pairs, order[i * b:(i + 1) * b], size)
     state, metrics = fns["update"](state, mesh_lib.shard_batch(batch, mesh), rng)
-    metrics = _check_finite(metrics, step, mode)
+    metrics = _check_finite(metrics, step + 1, mode)
     step += 1
     if step % max(1, cfg.log_every) == 0 or step == total:
       writer.write(step, metrics, epoch=epoch)
@@ -578,7 +613,7 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
       if val_pairs is not None:
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         scores = _score(cfg, mode, mesh, variables, val_imgs, int(cfg.val_crops))
-        acc = pairwise_accuracy(scores, val_sub)
+        acc = float(np.float32(pairwise_accuracy(scores, val_sub)))  # as checkpointed
         if acc > meta["best_acc"]:
           meta.update(best_acc=acc, best_epoch=epoch, bad_epochs=0)
           best = copy(variables)
@@ -596,6 +631,8 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
     elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
       save()
   ckpt.close()
+  if not metrics and (stage_dir / "summary.json").exists():  # nothing left to train: keep it
+    return _host(best), io.read_json(stage_dir / "summary.json")
   summary = dict(mode=mode, best_epoch=int(meta["best_epoch"]),
                  best_val_acc=float(meta["best_acc"]) if val_pairs is not None else None,
                  epochs_run=int(meta["epochs_done"]), steps=int(step),
