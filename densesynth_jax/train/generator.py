@@ -1,14 +1,22 @@
 """Training the Attribute2Image CVAE: `train_generator.py` calls `train_and_evaluate`.
 
 A run's workdir holds
-  generator.json        attribute names, strength normalisation, image size, model config
-  checkpoints/          orbax checkpoints (a rerun resumes from the latest)
-  metrics.jsonl         health metrics every `log_every` steps and validation −ELBO
+  generator.json        attribute names, the strength standardisation (train-split mean / std of
+                        every attribute, raw units), image sizes, the config: what a renderer needs
+                        besides the parameters
+  checkpoints/          orbax checkpoints of the TrainState (a rerun resumes from the latest)
+  metrics.jsonl         health metrics every `train.log_every` steps, validation −ELBO every
+                        `train.eval_every` steps
   figures/              reconstructions, random samples, attribute spectra (paper Figure 3)
-  generator_eval.json   does the generator control the attribute? (synth/measure.py scorer)
+  generator_eval.json   does the generator control the attribute? (synth/control.py)
 
-The data order and every random draw are pure functions of (seed, step), so a run resumed from a
-checkpoint ends with the same parameters as an uninterrupted one (on CPU, bit for bit).
+The data order (a per-epoch permutation seeded by (seed, epoch)) and every random draw (the
+step folded into one key) are pure functions of (seed, step), so a run resumed from a checkpoint
+ends with the same parameters as an uninterrupted one (on CPU, bit for bit).
+
+Later stages render images through `load_generator(workdir)`: y in RAW strength units (the
+domain's), z ~ N(0, I), the decoder MEAN, jitted and batched. `checkpoint_hash(workdir)` is the
+fingerprint synthetic sets are cached under.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Mapping, NamedTuple
 
 import flax
 import jax
@@ -30,53 +38,61 @@ import optax
 from densesynth_jax import io
 from densesynth_jax.data.registry import load_domain
 from densesynth_jax.models import cvae
+from densesynth_jax.synth import control
 from densesynth_jax.train import augment as augment_lib
 from densesynth_jax.train import checkpoint, logging, mesh as mesh_lib
 from densesynth_jax.types import Domain
 
+META_FILE = "generator.json"
+EVAL_FILE = "generator_eval.json"
+
 
 @flax.struct.dataclass
 class TrainState:
-  step: jax.Array
+  step: jax.Array  # int32 (): updates done
   params: Any
-  batch_stats: Any
+  batch_stats: Any  # BatchNorm running averages
   opt_state: Any
 
 
 def default_train_config() -> ml_collections.ConfigDict:
-  """`optim` and `train` blocks with the paper's settings (add `model` and `data`)."""
+  """`seed`, `optim`, `train`, `figures` and `eval` with the paper's settings (add `data`, `model`)."""
   cfg = ml_collections.ConfigDict()
-  cfg.seed = 0  # PRNG seed of initialisation, data order, augmentation, sampling
+  cfg.seed = 0  # PRNG seed of initialisation, data order, augmentation, figures and evaluation
   cfg.optim = ml_collections.ConfigDict()
   cfg.optim.lr = 3e-4  # Adam learning rate (paper)
   cfg.optim.b1 = 0.9  # Adam β1 (paper)
   cfg.optim.b2 = 0.999  # Adam β2 (paper)
-  cfg.optim.weight_decay = 0.004  # L2 decay for a loss SUMMED over batch (paper); see make_optimizer
+  cfg.optim.weight_decay = 0.004  # L2 decay λ for a loss SUMMED over the batch (paper); see make_optimizer
   cfg.train = ml_collections.ConfigDict()
-  cfg.train.batch_size = 32  # images per step (paper: 32)
-  cfg.train.num_steps = 0  # total steps; 0 = num_epochs over the train split
+  cfg.train.batch_size = 32  # images per step, over all devices (paper: 32)
+  cfg.train.num_steps = 0  # total updates; 0 = num_epochs passes over the train split
   cfg.train.num_epochs = 100  # epochs when num_steps is 0 (paper: ~100)
-  cfg.train.log_every = 50  # steps between metric lines and progress
-  cfg.train.eval_every = 500  # steps between validation −ELBO evaluations
-  cfg.train.checkpoint_every = 500  # steps between checkpoints
-  cfg.train.augment = True  # flip, channel gain, sharpening (paper)
-  cfg.train.num_devices = 0  # devices of the data-parallel mesh; 0 = all
+  cfg.train.log_every = 50  # steps between metrics.jsonl rows (health metrics)
+  cfg.train.eval_every = 500  # steps between validation −ELBO evaluations (and at the end)
+  cfg.train.eval_batch = 128  # images per validation / rendering call
+  cfg.train.checkpoint_every = 500  # steps between checkpoints (and at the end)
+  cfg.train.augment = True  # master switch of the paper's augmentations (train/augment.py)
+  cfg.train.flip = True  # random horizontal flip (paper)
+  cfg.train.gain = 0.03  # per-channel gain in [1 − gain, 1 + gain] (paper: 0.03); 0 = off
+  cfg.train.sharpen = 1.5  # sharpening amount ~ U(0, sharpen) (paper: 1.5); 0 = off
+  cfg.train.num_devices = 0  # devices of the data-parallel mesh; 0 = all local devices
   cfg.figures = ml_collections.ConfigDict()
-  cfg.figures.identities = 6  # rows of the spectra / samples figures
+  cfg.figures.identities = 6  # rows of the spectra figures; reconstructions show 2× this
   cfg.figures.attributes = ()  # attributes whose spectra are drawn; () = eval.attributes
-  cfg.eval = ml_collections.ConfigDict()
-  cfg.eval.attributes = ()  # attributes whose control is measured; () = all graded ones
-  cfg.eval.identities = 64  # identities swept per attribute
-  cfg.eval.feature = "gist_lab"  # the independent scorer's features (synth/measure.py)
+  cfg.figures.spectra_steps = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # offsets t of y[A] + t·σ_A
+  cfg.eval = control.default_config()  # attribute-control evaluation (synth/control.py)
   return cfg
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam with coupled L2 decay, as in the original Theano/Torch code.
+  """Adam with coupled L2 decay, as in the original Torch code (`optim.adam`'s weightDecay).
 
-  The paper's decay λ = 0.004 multiplies ½‖θ‖² added to a loss SUMMED over the batch. Our loss
-  is the batch MEAN of per-image −ELBO (each summed over pixels), i.e. the paper's loss divided
-  by B, so the decay is divided by B too: gradient += (λ / B) · θ, then Adam.
+  The paper's λ = 0.004 adds λ·θ to the gradient of a loss SUMMED over the pixels and the batch.
+  Our loss is the batch MEAN of per-image −ELBO (each image's term summed over its pixels), i.e.
+  the paper's loss divided by B; dividing its gradient by B too gives gradient + (λ / B)·θ. So the
+  decay added to our gradient is λ / B, which leaves Adam's step exactly as in the paper (Adam is
+  invariant to the overall scale of the gradient, up to its ε).
   """
   decay = cfg.optim.weight_decay / cfg.train.batch_size
   return optax.chain(optax.add_decayed_weights(decay),
@@ -84,359 +100,524 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
 
 
 def to_unit(images_u8) -> jax.Array:
-  return images_u8.astype(jnp.float32) / 127.5 - 1.0
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return jnp.asarray(images_u8).astype(jnp.float32) / 127.5 - 1.0
 
 
-def to_uint8(x) -> np.ndarray:
-  return np.asarray(jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
+def to_uint8(x) -> jax.Array:
+  """float [-1, 1] -> uint8 [0, 255] (rounded, clipped)."""
+  return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
 
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-  """uint8 (N, H, W, C) -> (N, size, size, C) with antialiased area-like resampling."""
+def resize_images(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
+  """uint8 (N, H, W, C) -> (N, size, size, C), antialiased linear resampling, chunk by chunk."""
   if images.shape[1] == size and images.shape[2] == size:
     return images
-  out = jax.image.resize(jnp.asarray(images, jnp.float32), (len(images), size, size,
-                                                             images.shape[-1]), "linear",
-                         antialias=True)
-  return np.asarray(jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8))
+  fn = jax.jit(lambda x: jnp.clip(jnp.round(jax.image.resize(
+      x.astype(jnp.float32), (x.shape[0], size, size, x.shape[-1]), "linear", antialias=True)),
+      0, 255).astype(jnp.uint8))
+  return np.concatenate([np.asarray(fn(images[i:i + chunk]))
+                         for i in range(0, len(images), chunk)])
 
 
-def _norms(tree) -> jax.Array:
-  return optax.global_norm(tree)
+def augment_settings(cfg: ml_collections.ConfigDict) -> dict | None:
+  """The augmentation keyword arguments of `cfg.train`, or None when augmentation is off."""
+  if not cfg.train.augment:
+    return None
+  return dict(flip=bool(cfg.train.flip), gain=float(cfg.train.gain),
+              sharpen=float(cfg.train.sharpen))
 
 
-def make_update(model: cvae.CVAE, tx, augment: bool):
-  """The pure update(state, batch, rng) -> (state, metrics); jit it with the state donated."""
+def make_update(model: cvae.CVAE, tx: optax.GradientTransformation,
+                augment: bool | Mapping[str, Any] | None = True):
+  """The pure `update(state, batch, rng) -> (state, metrics)`; jit it with the state donated.
+
+  Args:
+    augment: True (the paper's augmentations), False / None (none), or keyword arguments of
+      `augment.augment` (flip, gain, sharpen).
+  The batch is {"images": uint8 (B, S, S, 3), "y": float32 (B, A) standardised strengths}. The
+  step's key is `fold_in(rng, state.step)`. Metrics are batch means (nats per image) and global
+  norms of the gradient, the parameters after the update, and the update.
+  """
+  if augment is True:
+    augment = {}
+  elif not augment:
+    augment = None
 
   def update(state: TrainState, batch, rng):
+    # The classic threefry: the per-step draws are small (ε, dropout, augmentation), and the
+    # default partitionable one costs XLA:CPU seconds of compilation per draw.
+    with jax.threefry_partitionable(False):
+      return _update(state, batch, rng)
+
+  def _update(state: TrainState, batch, rng):
     key = jax.random.fold_in(rng, state.step)
     k_aug, k_elbo = jax.random.split(key)
     x = to_unit(batch["images"])
-    if augment:
-      x = augment_lib.augment(x, k_aug)
+    if augment is not None:
+      x = augment_lib.augment(x, k_aug, **augment)
 
     def loss_fn(params):
-      neg, nll, kl, new = cvae.elbo(model, {"params": params, "batch_stats": state.batch_stats},
-                                    x, batch["y"], k_elbo, train=True)
-      return neg.mean(), (nll.mean(), kl.mean(), new["batch_stats"])
+      terms, batch_stats = cvae.elbo(model, {"params": params, "batch_stats": state.batch_stats},
+                                     x, batch["y"], k_elbo, train=True)
+      return terms.neg_elbo.mean(), (terms.nll.mean(), terms.kl.mean(), batch_stats)
 
-    (loss, (nll, kl, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (nll, kl, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(neg_elbo=loss, nll=nll, kl=kl, grad_norm=_norms(grads),
-                   param_norm=_norms(params), update_norm=_norms(updates))
-    return TrainState(state.step + 1, params, stats, opt_state), metrics
+    metrics = dict(neg_elbo=loss, nll=nll, kl=kl, grad_norm=optax.global_norm(grads),
+                   param_norm=optax.global_norm(params), update_norm=optax.global_norm(updates))
+    return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
 
   return update
 
 
 def make_eval(model: cvae.CVAE):
-  def evaluate(params, batch_stats, images, y, key):
-    neg, nll, kl, _ = cvae.elbo(model, {"params": params, "batch_stats": batch_stats},
-                                to_unit(images), y, key, train=False)
-    return neg.sum(), nll.sum(), kl.sum()
-  return jax.jit(evaluate)
+  """evaluate(params, batch_stats, images uint8 (B, ...), y (B, A), mask (B,), key) -> sums.
+
+  Eval-mode BatchNorm (running averages), no dropout; returns the masked sums over the batch of
+  (−ELBO, NLL, KL), so padded rows do not count.
+  """
+
+  def evaluate(params, batch_stats, images, y, mask, key):
+    terms, _ = cvae.elbo(model, {"params": params, "batch_stats": batch_stats}, to_unit(images),
+                         y, key, train=False)
+    return jnp.stack([jnp.sum(t * mask) for t in terms])
+
+  return evaluate
 
 
 def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
-  """The images of `step`: a per-epoch permutation (a pure function of seed and epoch)."""
+  """Positions (into the train split) of the batch at `step`: a pure function of (seed, step).
+
+  Each epoch is a fresh permutation seeded by (seed, epoch); the last partial batch is dropped.
+  """
   per_epoch = n // batch_size
-  epoch, i = divmod(step, per_epoch)
-  perm = np.random.default_rng([seed, epoch]).permutation(n)
+  if per_epoch < 1:
+    raise ValueError(f"the train split has {n} images, fewer than one batch of {batch_size}")
+  epoch, i = divmod(int(step), per_epoch)
+  perm = np.random.default_rng([int(seed), epoch]).permutation(n)
   return perm[i * batch_size:(i + 1) * batch_size]
 
 
-class _Data:
-  """The generator's training and validation data, in the model's input format."""
+class GeneratorData:
+  """The domain in the model's input format: images at the model's size, standardised strengths.
+
+  Attributes:
+    images: uint8 (N, S, S, 3), every image of the domain at the model's size S.
+    y: float32 (N, A), (strengths − y_mean) / y_std.
+    y_mean, y_std: float32 (A,), the train split's per-attribute mean and std (raw units).
+    train, val: int64 indices of the splits.
+  """
 
   def __init__(self, domain: Domain, image_size: int):
-    if domain.images.strengths is None:
+    imgs = domain.images
+    if imgs.strengths is None or not len(imgs.attribute_names):
       raise ValueError(f"domain {domain.name} has no attribute strengths to condition on")
-    self.names = domain.images.attribute_names
-    train = np.asarray(domain.splits["train"])
-    val = np.asarray(domain.splits.get("val", train[:0]))
-    if len(train) == 0:
-      raise ValueError(f"domain {domain.name}: the train split is empty")
-    y = domain.images.strengths.astype(np.float32)
-    self.y_mean = y[train].mean(0)
-    self.y_std = np.where(y[train].std(0) > 1e-6, y[train].std(0), 1.0).astype(np.float32)
-    self.images = resize_images(domain.images.images, image_size)
-    self.y = (y - self.y_mean) / self.y_std
-    self.train, self.val = train, val
+    if "train" not in domain.splits or not len(domain.splits["train"]):
+      raise ValueError(f"domain {domain.name}: the train split is missing or empty")
+    if imgs.image_shape[-1] != 3:
+      raise ValueError(f"domain {domain.name}: images must be RGB, got shape {imgs.image_shape}")
+    self.names = tuple(imgs.attribute_names)
+    self.train = np.asarray(domain.splits["train"], np.int64)
+    self.val = np.asarray(domain.splits.get("val", self.train[:0]), np.int64)
+    y = imgs.strengths.astype(np.float32)
+    self.y_mean = y[self.train].mean(0)
+    std = y[self.train].std(0)
+    # A constant column (e.g. an attribute absent from the train split) carries no signal; a unit
+    # scale keeps it finite instead of dividing by zero.
+    self.y_std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+    self.y = ((y - self.y_mean) / self.y_std).astype(np.float32)
+    self.images = resize_images(imgs.images, image_size)
 
 
-def _meta(cfg, data: _Data, domain: Domain) -> dict:
-  return dict(domain=domain.name, attribute_names=list(data.names), config=cfg.to_dict(),
-              num_steps=total_steps(cfg, len(data.train)),
-              y_mean=data.y_mean.tolist(), y_std=data.y_std.tolist(),
-              image_size=int(cfg.model.image_size), render_size=int(domain.images.image_shape[0]),
-              model=cfg.model.to_dict(), num_attributes=len(data.names))
-
-
-def total_steps(cfg, num_train: int) -> int:
+def total_steps(cfg: ml_collections.ConfigDict, num_train: int) -> int:
   if cfg.train.num_steps > 0:
     return int(cfg.train.num_steps)
   return int(cfg.train.num_epochs) * max(1, num_train // cfg.train.batch_size)
 
 
-def init_state(model, tx, key, num_attributes: int) -> TrainState:
+def init_state(model: cvae.CVAE, tx: optax.GradientTransformation, key: jax.Array,
+               num_attributes: int) -> TrainState:
+  """A fresh TrainState at step 0 (jit it; see `programs`)."""
   variables = cvae.init_variables(model, key, num_attributes)
   params = variables["params"]
   return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
                     tx.init(params))
 
 
-def train(cfg: ml_collections.ConfigDict, workdir: Path, domain: Domain | None = None,
-          stop_at: int | None = None) -> TrainState:
-  """Trains (or resumes) the CVAE; returns the final state. `stop_at` ends early (for tests)."""
+class Programs(NamedTuple):
+  """The jitted functions of one (model, optimiser, augmentation, mesh): see `programs`."""
+  model: cvae.CVAE
+  tx: optax.GradientTransformation
+  init: Any  # init(key) -> TrainState at step 0, replicated over the mesh
+  update: Any  # update(state, batch, rng) -> (state, metrics); state donated
+  evaluate: Any  # evaluate(params, batch_stats, images, y, mask, key) -> (3,) sums
+
+
+def programs(cfg: ml_collections.ConfigDict, num_attributes: int, mesh) -> Programs:
+  """The compiled training functions for `cfg` on `mesh`, built once per process and reused.
+
+  Keyed by the model, optimiser and augmentation settings, so a resumed run (or a test that
+  trains twice) in the same process does not compile again. The batch is sharded over the
+  mesh's data axis, everything else replicated (global-view jit: XLA inserts the all-reduces).
+  """
+  key = lambda c: json.dumps(c.to_dict(), sort_keys=True, default=str)
+  return _programs(key(cfg.model), key(cfg.optim), int(cfg.train.batch_size),
+                   json.dumps(augment_settings(cfg), sort_keys=True), int(num_attributes), mesh)
+
+
+@functools.lru_cache(maxsize=8)
+def _init_variables(model_json: str, num_attributes: int):
+  """Jitted initialisation, shared by every optimiser and mesh of one model (one compilation)."""
+  model = cvae.CVAE(ml_collections.ConfigDict(json.loads(model_json)))
+  return jax.jit(functools.partial(cvae.init_variables, model, num_attributes=num_attributes))
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(model_json: str, optim_json: str, batch_size: int, augment_json: str,
+              num_attributes: int, mesh) -> Programs:
+  model = cvae.CVAE(ml_collections.ConfigDict(json.loads(model_json)))
+  ocfg = ml_collections.ConfigDict(dict(optim=json.loads(optim_json),
+                                        train=dict(batch_size=batch_size)))
+  tx = make_optimizer(ocfg)
+  repl, shard = mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh)
+  init_variables = _init_variables(model_json, num_attributes)
+  init_opt = jax.jit(tx.init)
+
+  def init(key: jax.Array) -> TrainState:
+    variables = init_variables(key)
+    params = variables["params"]
+    state = TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                       init_opt(params))
+    return jax.device_put(state, repl)
+
+  update = jax.jit(make_update(model, tx, json.loads(augment_json)), donate_argnums=0,
+                   in_shardings=(repl, shard, repl), out_shardings=(repl, repl))
+  evaluate = jax.jit(make_eval(model), in_shardings=(repl, repl, shard, shard, shard, repl),
+                     out_shardings=repl)
+  return Programs(model, tx, init, update, evaluate)
+
+
+def _meta(cfg: ml_collections.ConfigDict, data: GeneratorData, domain: Domain) -> dict:
+  return dict(domain=domain.name, attribute_names=list(data.names),
+              num_attributes=len(data.names), y_mean=data.y_mean.tolist(),
+              y_std=data.y_std.tolist(), image_size=int(cfg.model.image_size),
+              render_size=int(domain.images.image_shape[0]),
+              num_steps=total_steps(cfg, len(data.train)), model=cfg.model.to_dict(),
+              config=json.loads(cfg.to_json_best_effort()))
+
+
+def _check_same_run(workdir: Path, meta: dict) -> None:
+  """A workdir resumes only the same model on the same attributes (else a one-line error)."""
+  path = workdir / META_FILE
+  if not path.exists():
+    return
+  old = io.read_json(path)
+  for key in ("attribute_names", "model", "image_size"):
+    if json.dumps(old.get(key), sort_keys=True) != json.dumps(meta[key], sort_keys=True):
+      raise ValueError(f"{path} holds a generator with a different {key} ({old.get(key)} vs "
+                       f"{meta[key]}); use another --workdir or delete that one")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+  """Drops metrics rows past `step` (written after the checkpoint a rerun resumes from)."""
+  if not path.exists():
+    return
+  lines = path.read_text().splitlines()
+  keep = [l for l in lines if l.strip() and json.loads(l).get("step", 0) <= step]
+  if len(keep) != len(lines):
+    io.write_text(path, "".join(l + "\n" for l in keep))
+
+
+def _check_finite(metrics: Mapping[str, Any], step: int) -> None:
+  bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+  if bad:
+    raise FloatingPointError(f"non-finite training metric at step {step}: "
+                             + ", ".join(f"{k}={float(metrics[k])}" for k in bad))
+
+
+def train(cfg: ml_collections.ConfigDict, workdir: str | Path, domain: Domain | None = None,
+          stop_at: int | None = None, log=print) -> TrainState:
+  """Trains (or resumes) the CVAE on the domain's train split; returns the final TrainState.
+
+  `stop_at` ends after that step with a checkpoint, like an interrupted run (for tests).
+  """
   workdir = Path(workdir)
   domain = load_domain(cfg.data) if domain is None else domain
-  data = _Data(domain, cfg.model.image_size)
-  io.write_json(workdir / "generator.json", _meta(cfg, data, domain))
-  model = cvae.CVAE(cfg.model)
-  tx = make_optimizer(cfg)
+  data = GeneratorData(domain, cfg.model.image_size)
+  meta = _meta(cfg, data, domain)
+  _check_same_run(workdir, meta)
+  io.write_json(workdir / META_FILE, meta)
   mesh = mesh_lib.make_mesh(cfg.train.num_devices or None)
   mesh_lib.check_divisible(cfg.train.batch_size, mesh)
-  if len(data.train) < cfg.train.batch_size:
-    raise ValueError(f"the train split has {len(data.train)} images, fewer than one batch of "
-                     f"{cfg.train.batch_size}")
-  root = jax.random.PRNGKey(cfg.seed)
-  state = jax.jit(functools.partial(init_state, model, tx, num_attributes=len(data.names)),
-                  out_shardings=mesh_lib.replicated(mesh))(jax.random.fold_in(root, 0))
+  shard = mesh_lib.data_sharding(mesh)
   num_steps = total_steps(cfg, len(data.train))
-  writer = logging.MetricsWriter(workdir / "metrics.jsonl")
+  batch_indices(cfg.seed, 0, len(data.train), cfg.train.batch_size)  # fails early if too few
+  prog = programs(cfg, len(data.names), mesh)
+  update, evaluate = prog.update, prog.evaluate
+
+  root = jax.random.PRNGKey(cfg.seed)
+  state = prog.init(jax.random.fold_in(root, 0))
+  step_key, val_key = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+  metrics_path = workdir / "metrics.jsonl"
+  writer = logging.MetricsWriter(metrics_path)
+  end = num_steps if stop_at is None else min(int(stop_at), num_steps)
+
   with checkpoint.Checkpointer(workdir / "checkpoints",
                                save_interval_steps=cfg.train.checkpoint_every) as ckpt:
     state, start = ckpt.restore_or(state)
-    state = mesh_lib.replicate(state, mesh)
-    update = jax.jit(make_update(model, tx, cfg.train.augment), donate_argnums=0)
-    evaluate = make_eval(model)
-    step_key = jax.random.fold_in(root, 1)
+    _truncate_metrics(metrics_path, start)
+    if start:
+      log(f"[generator] resuming {workdir} at step {start}/{num_steps}")
     progress = logging.Progress("generator", num_steps, start=start, unit="steps")
-    end = num_steps if stop_at is None else min(stop_at, num_steps)
     for step in range(start, end):
-      idx = data.train[batch_indices(cfg.seed, step, len(data.train), cfg.train.batch_size)]
-      batch = mesh_lib.shard_batch(dict(images=data.images[idx], y=data.y[idx]), mesh)
+      pos = batch_indices(cfg.seed, step, len(data.train), cfg.train.batch_size)
+      idx = data.train[pos]
+      batch = jax.device_put(dict(images=data.images[idx], y=data.y[idx]), shard)
       state, metrics = update(state, batch, step_key)
       metrics = jax.device_get(metrics)
-      bad = [k for k, v in metrics.items() if not np.isfinite(v)]
-      if bad:
-        raise FloatingPointError(f"non-finite training metric at step {step + 1}: "
-                                 + ", ".join(f"{k}={metrics[k]}" for k in bad))
       done = step + 1
+      _check_finite(metrics, done)
       if done % cfg.train.log_every == 0 or done == end:
         writer.write(done, metrics, split="train")
-        progress.update(done, f"-elbo {metrics['neg_elbo']:.1f} kl {metrics['kl']:.1f}")
+      progress.update(done, f"-elbo {metrics['neg_elbo']:.1f} (nll {metrics['nll']:.1f}, "
+                      f"kl {metrics['kl']:.1f})")
       if (done % cfg.train.eval_every == 0 or done == num_steps) and len(data.val):
-        val = validation_elbo(evaluate, state, data, jax.random.fold_in(root, 2))
+        val = validation_elbo(evaluate, state, data, val_key, cfg.train.eval_batch, mesh)
         writer.write(done, val, split="val")
-        print(f"[generator] step {done}: val -elbo {val['neg_elbo']:.1f} "
-              f"(nll {val['nll']:.1f}, kl {val['kl']:.1f})", flush=True)
-      ckpt.save(done, state, force=done == num_steps)
+        log(f"[generator] step {done}: val -elbo {val['neg_elbo']:.1f} "
+            f"(nll {val['nll']:.1f}, kl {val['kl']:.1f})")
+      ckpt.save(done, state, force=done == end)
   return state
 
 
-def validation_elbo(evaluate, state: TrainState, data: _Data, key, batch: int = 256) -> dict:
-  tot = np.zeros(3)
+def validation_elbo(evaluate, state: TrainState, data: GeneratorData, key: jax.Array,
+                    batch: int, mesh) -> dict:
+  """Mean −ELBO, NLL and KL (nats per image) over the val split, in fixed-size padded batches."""
+  batch = -(-batch // mesh_lib.num_shards(mesh)) * mesh_lib.num_shards(mesh)
+  total = np.zeros(3)
   for lo in range(0, len(data.val), batch):
     idx = data.val[lo:lo + batch]
-    tot += np.asarray(evaluate(state.params, state.batch_stats, data.images[idx], data.y[idx],
-                               jax.random.fold_in(key, lo)))
+    mask = np.zeros(batch, np.float32)
+    mask[:len(idx)] = 1.0
+    idx = np.concatenate([idx, np.repeat(idx[-1:], batch - len(idx))])
+    total += np.asarray(evaluate(state.params, state.batch_stats, data.images[idx], data.y[idx],
+                                 mask, jax.random.fold_in(key, lo)))
   n = len(data.val)
-  return dict(neg_elbo=tot[0] / n, nll=tot[1] / n, kl=tot[2] / n)
+  return dict(neg_elbo=total[0] / n, nll=total[1] / n, kl=total[2] / n)
 
 
-# -- loading a trained generator -------------------------------------------------------------
+# -- a trained generator -----------------------------------------------------------------------
+
+
+def _abstract_state(meta: dict) -> TrainState:
+  cfg = ml_collections.ConfigDict(meta["config"])
+  model = cvae.CVAE(ml_collections.ConfigDict(meta["model"]))
+  return jax.eval_shape(lambda k: init_state(model, make_optimizer(cfg), k,
+                                             meta["num_attributes"]), jax.random.PRNGKey(0))
+
+
+def _restore(workdir: Path, meta: dict) -> tuple[TrainState, int]:
+  with checkpoint.Checkpointer(workdir / "checkpoints") as ckpt:
+    step = ckpt.latest_step
+    if step is None:
+      raise FileNotFoundError(f"no generator checkpoint in {workdir / 'checkpoints'}")
+    return ckpt.restore(_abstract_state(meta), step), int(step)
+
+
+def _read_meta(workdir: Path) -> dict:
+  path = Path(workdir) / META_FILE
+  if not path.exists():
+    raise FileNotFoundError(f"missing file: {path} (not a generator run; train one with "
+                            f"`python train_generator.py --config=... --workdir={workdir}`)")
+  return io.read_json(path)
+
+
+def _state_hash(meta: dict, step: int, params, batch_stats) -> str:
+  """`<step>-<16 hex digits>`: sha256 of what rendering depends on (meta, weights)."""
+  h = hashlib.sha256()
+  h.update(json.dumps({k: meta[k] for k in ("attribute_names", "y_mean", "y_std", "model",
+                                            "render_size")}, sort_keys=True).encode())
+  for path, leaf in jax.tree_util.tree_leaves_with_path((params, batch_stats)):
+    x = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f"{jax.tree_util.keystr(path)}{x.shape}{x.dtype}".encode())
+    h.update(x.tobytes())
+  return f"{step}-{h.hexdigest()[:16]}"
+
+
+def checkpoint_hash(workdir: str | Path) -> str:
+  """The fingerprint of the latest checkpoint: same weights and normalisation -> same string."""
+  workdir = Path(workdir)
+  meta = _read_meta(workdir)
+  state, step = _restore(workdir, meta)
+  return _state_hash(meta, step, state.params, state.batch_stats)
 
 
 class Generator:
-  """A trained CVAE as a renderer: render(y_raw (B, A), z (B, Z)) -> uint8 (B, H, W, 3).
+  """A trained CVAE as a renderer (the decoder MEAN), jitted, batched, sharded over the mesh.
 
-  y is given in RAW strength units (the domain's), standardised here with the training
-  statistics; images come from the decoder MEAN, resized to the domain's image size.
+  Attributes:
+    attribute_names: the A strength columns y is given in.
+    y_mean, y_std: float32 (A,) train-split statistics (raw units); y_std[a] is σ_A.
+    z_dim: latent size; image_size: the model's side; render_size: the domain's side.
+    fingerprint: `checkpoint_hash` of the loaded weights; step: their training step.
   """
 
-  def __init__(self, workdir: Path, meta: dict, params, batch_stats, fingerprint: str,
+  def __init__(self, workdir: Path, meta: dict, params, batch_stats, step: int,
                batch: int = 256):
-    self.workdir, self.meta, self.fingerprint = Path(workdir), meta, fingerprint
+    self.workdir, self.meta, self.step = Path(workdir), meta, int(step)
     self.attribute_names = tuple(meta["attribute_names"])
     self.model_cfg = ml_collections.ConfigDict(meta["model"])
+    self.model = cvae.CVAE(self.model_cfg)
     self.z_dim = int(self.model_cfg.z_dim)
+    self.image_size = int(meta["image_size"])
+    self.render_size = int(meta["render_size"])
     self.y_mean = np.asarray(meta["y_mean"], np.float32)
     self.y_std = np.asarray(meta["y_std"], np.float32)
-    self.batch = batch
-    model = cvae.CVAE(self.model_cfg)
-    variables = {"params": params, "batch_stats": batch_stats}
-    out = int(meta["render_size"])
-    mesh = mesh_lib.make_mesh()
-    self._mesh = mesh
+    self.fingerprint = _state_hash(meta, step, params, batch_stats)
+    self._mesh = mesh_lib.make_mesh()
+    shards = mesh_lib.num_shards(self._mesh)
+    self.batch = -(-int(batch) // shards) * shards
+    repl = mesh_lib.replicated(self._mesh)
+    self.variables = jax.device_put({"params": params, "batch_stats": batch_stats}, repl)
+    model, out = self.model, self.render_size
 
-    @jax.jit
-    def render(y, z):
+    def mean_image(variables, y, z):
       x = cvae.sample(model, variables, y, z)
       if x.shape[1] != out:
         x = jax.image.resize(x, (x.shape[0], out, out, 3), "linear")
-      return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+      return x
 
-    self._render = render
+    shard = mesh_lib.data_sharding(self._mesh)
+    self._sample = jax.jit(mean_image, in_shardings=(repl, shard, shard), out_shardings=shard)
+    self._render = jax.jit(lambda v, y, z: to_uint8(mean_image(v, y, z)),
+                           in_shardings=(repl, shard, shard), out_shardings=shard)
 
-  def render(self, y_raw: np.ndarray, z: np.ndarray) -> np.ndarray:
-    y = (np.asarray(y_raw, np.float32) - self.y_mean) / self.y_std
-    z = np.asarray(z, np.float32)
-    n, out = len(y), []
-    shards = mesh_lib.num_shards(self._mesh)
-    for lo in range(0, n, self.batch):
-      yb, nv = mesh_lib.pad_to_multiple(y[lo:lo + self.batch], shards)
-      zb, _ = mesh_lib.pad_to_multiple(z[lo:lo + self.batch], shards)
-      yb, zb = mesh_lib.shard_batch((yb, zb), self._mesh)
-      out.append(np.asarray(self._render(yb, zb))[:nv])
+  def standardise(self, y_raw: np.ndarray) -> np.ndarray:
+    return ((np.asarray(y_raw, np.float32) - self.y_mean) / self.y_std).astype(np.float32)
+
+  def _batched(self, fn, y_raw, z) -> np.ndarray:
+    y, z = self.standardise(y_raw), np.asarray(z, np.float32)
+    if y.ndim != 2 or y.shape[1] != len(self.attribute_names):
+      raise ValueError(f"y must be (B, {len(self.attribute_names)}) raw strengths of "
+                       f"{self.attribute_names}, got shape {y.shape}")
+    if z.shape != (len(y), self.z_dim):
+      raise ValueError(f"z must be ({len(y)}, {self.z_dim}), got shape {z.shape}")
+    if not (np.isfinite(y).all() and np.isfinite(z).all()):
+      raise ValueError("y and z must be finite")
+    out = []
+    for lo in range(0, len(y), self.batch):
+      yb, n = y[lo:lo + self.batch], len(y[lo:lo + self.batch])
+      zb = z[lo:lo + self.batch]
+      pad = self.batch - n  # one compiled shape for every call
+      yb = np.concatenate([yb, np.zeros((pad, yb.shape[1]), np.float32)])
+      zb = np.concatenate([zb, np.zeros((pad, zb.shape[1]), np.float32)])
+      out.append(np.asarray(fn(self.variables, yb, zb))[:n])
+    if not out:
+      return np.zeros((0, self.render_size, self.render_size, 3), np.uint8)
     return np.concatenate(out)
 
+  def render(self, y_raw: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """uint8 (B, R, R, 3) decoder-mean images for raw strengths y (B, A) and latents z (B, Z)."""
+    return self._batched(self._render, y_raw, z)
 
-def is_trained(workdir: Path, cfg: ml_collections.ConfigDict | None = None) -> bool:
-  """True when the workdir holds a finished run (of the same model and length as `cfg`)."""
+  def sample(self, y_raw: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """float32 (B, R, R, 3) decoder-mean images in [-1, 1] (R = render_size)."""
+    return self._batched(self._sample, y_raw, z).astype(np.float32)
+
+  def __call__(self, y_raw, z) -> np.ndarray:
+    return self.render(y_raw, z)
+
+
+def load_generator(workdir: str | Path, batch: int = 256) -> Generator:
+  """The latest checkpoint of a generator run, ready to render from (raw y, z)."""
   workdir = Path(workdir)
-  if not (workdir / "generator.json").exists() or not (workdir / "checkpoints").exists():
+  meta = _read_meta(workdir)
+  state, step = _restore(workdir, meta)
+  return Generator(workdir, meta, state.params, state.batch_stats, step, batch)
+
+
+def is_trained(workdir: str | Path, cfg: ml_collections.ConfigDict | None = None) -> bool:
+  """True when the workdir holds a finished run (of exactly `cfg`, when given)."""
+  workdir = Path(workdir)
+  if not (workdir / META_FILE).exists() or not (workdir / "checkpoints").exists():
     return False
-  meta = io.read_json(workdir / "generator.json")
-  if cfg is not None and json.dumps(meta.get("config"), sort_keys=True, default=str) != json.dumps(
-      json.loads(cfg.to_json_best_effort()), sort_keys=True, default=str):
+  meta = io.read_json(workdir / META_FILE)
+  if cfg is not None and json.dumps(meta.get("config"), sort_keys=True) != json.dumps(
+      json.loads(cfg.to_json_best_effort()), sort_keys=True):
     return False
   with checkpoint.Checkpointer(workdir / "checkpoints") as ckpt:
     step = ckpt.latest_step
   return step is not None and step >= meta["num_steps"]
 
 
-def _restore(workdir: Path, meta: dict) -> tuple[TrainState, int]:
-  cfg = ml_collections.ConfigDict(meta["config"])
-  model = cvae.CVAE(cfg.model)
-  like = jax.eval_shape(lambda k: init_state(model, make_optimizer(cfg), k,
-                                             meta["num_attributes"]), jax.random.PRNGKey(0))
-  with checkpoint.Checkpointer(workdir / "checkpoints") as ckpt:
-    step = ckpt.latest_step
-    if step is None:
-      raise FileNotFoundError(f"no generator checkpoint in {workdir / 'checkpoints'}")
-    return ckpt.restore(like, step), int(step)
+# -- figures -----------------------------------------------------------------------------------
 
 
-def load_generator(workdir: Path) -> Generator:
-  """The latest checkpoint of a generator run, ready to render."""
-  workdir = Path(workdir)
-  meta = io.read_json(workdir / "generator.json")
-  state, step = _restore(workdir, meta)
-  h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
-  for leaf in jax.tree.leaves((state.params, state.batch_stats)):
-    h.update(np.asarray(leaf).tobytes())
-  return Generator(workdir, meta, state.params, state.batch_stats, f"{step}-{h.hexdigest()[:16]}")
+def reconstruct(gen: Generator, images: np.ndarray, y_raw: np.ndarray) -> np.ndarray:
+  """uint8 reconstructions (decoder mean at the posterior mean z) of uint8 images (B, H, W, 3)."""
+  x = to_unit(resize_images(np.asarray(images), gen.image_size))
+  mu, _ = jax.jit(functools.partial(cvae.encode, gen.model))(gen.variables, x,
+                                                             gen.standardise(y_raw))
+  return gen.render(y_raw, np.asarray(mu))
 
 
-# -- figures and evaluation ------------------------------------------------------------------
-
-
-def _graded_attributes(domain: Domain) -> list[str]:
-  s = domain.images.strengths
-  return [n for i, n in enumerate(domain.images.attribute_names) if len(np.unique(s[:, i])) > 2]
-
-
-def _identities(domain: Domain, n: int, z_dim: int, seed: int):
-  """n identities: y of random training images (raw units), z ~ N(0, I)."""
-  rng = np.random.default_rng([seed, 11])
-  train = np.asarray(domain.splits["train"])
-  y = domain.images.strengths[rng.choice(train, n, replace=len(train) < n)].astype(np.float32)
-  z = rng.standard_normal((n, z_dim)).astype(np.float32)
-  return y, z
-
-
-def sweep(gen: Generator, y: np.ndarray, z: np.ndarray, attribute: str, steps: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:
-  """Renders each identity with y[A] + t·σ_A for t in `steps`: images (n, T, H, W, 3), y (n, T)."""
-  a = gen.attribute_names.index(attribute)
-  sigma = gen.y_std[a]
-  ys = np.repeat(y[:, None], len(steps), 1)
-  ys[:, :, a] += steps[None] * sigma
-  imgs = gen.render(ys.reshape(-1, y.shape[1]), np.repeat(z, len(steps), 0))
-  return imgs.reshape(len(y), len(steps), *imgs.shape[1:]), ys[:, :, a]
-
-
-def save_figures(cfg, gen: Generator, domain: Domain, outdir: Path) -> list[Path]:
+def save_figures(cfg: ml_collections.ConfigDict, gen: Generator, domain: Domain,
+                 outdir: str | Path) -> list[Path]:
+  """Reconstructions, random samples and one spectra figure per attribute (paper Figure 3)."""
   from densesynth_jax.experiments.figures import save_contact_sheet
   outdir = Path(outdir)
-  n = cfg.figures.identities
+  n = int(cfg.figures.identities)
+  rng = np.random.default_rng([cfg.seed, 21])
   paths = []
-  # Reconstructions: validation images over their reconstructions (posterior mean z).
-  state, _ = _restore(gen.workdir, gen.meta)
-  model = cvae.CVAE(gen.model_cfg)
-  val = np.asarray(domain.splits.get("val", domain.splits["train"]))[:n * 2]
-  x = to_unit(resize_images(domain.images.images[val], gen.model_cfg.image_size))
-  yv = (domain.images.strengths[val] - gen.y_mean) / gen.y_std
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  mu, _ = model.apply(variables, x, yv, train=False, method=cvae.CVAE.encode)
-  rec = to_uint8(cvae.sample(model, variables, yv, mu))
-  orig = to_uint8(x)
-  grid = np.concatenate([orig, rec])
+  # Reconstructions: a row of validation images over a row of their reconstructions.
+  pool = np.asarray(domain.splits.get("val", domain.splits["train"]))
+  pick = np.sort(rng.choice(pool, min(2 * n, len(pool)), replace=False))
+  real = domain.images.images[pick]
+  rec = reconstruct(gen, real, domain.images.strengths[pick])
   paths.append(outdir / "reconstructions.png")
-  save_contact_sheet(paths[-1], grid, ncols=len(val),
-                     titles=["real"] * len(val) + ["recon"] * len(val))
-  # Random samples: y of training images, z ~ N(0, I).
-  y, z = _identities(domain, 4 * n, gen.z_dim, cfg.seed)
+  save_contact_sheet(paths[-1], np.concatenate([real, rec]), ncols=len(pick),
+                     titles=["real"] * len(pick) + ["recon"] * len(pick))
+  # Random samples: y of random training images, z ~ N(0, I).
+  y, z = control.sample_identities(domain, 4 * n, gen.z_dim, cfg.seed + 1)
   paths.append(outdir / "samples.png")
   save_contact_sheet(paths[-1], gen.render(y, z), ncols=2 * n)
-  # Spectra (paper Figure 3): rows = identities, columns = y[A] + t·σ_A, t = −3 … +3.
-  steps = np.arange(-3, 4, dtype=np.float32)
-  y, z = _identities(domain, n, gen.z_dim, cfg.seed + 1)
-  for attr in (cfg.figures.attributes or cfg.eval.attributes or _graded_attributes(domain)[:3]):
-    imgs, _ = sweep(gen, y, z, attr, steps)
+  # Spectra: rows = identities (fixed y, z), columns = y[A] + t·σ_A.
+  steps = np.asarray(cfg.figures.spectra_steps, np.float32)
+  y, z = control.sample_identities(domain, n, gen.z_dim, cfg.seed + 2)
+  attrs = list(cfg.figures.attributes) or list(cfg.eval.attributes) or list(gen.attribute_names[:3])
+  for attr in attrs:
+    if attr not in gen.attribute_names:
+      raise KeyError(f"figures.attributes names {attr!r}; the generator's attributes are "
+                     f"{list(gen.attribute_names)}")
+    col = gen.attribute_names.index(attr)
+    imgs, _ = control.sweep(gen.render, y, z, col, float(gen.y_std[col]), steps)
     paths.append(outdir / f"spectra_{attr}.png")
     save_contact_sheet(paths[-1], imgs.reshape(-1, *imgs.shape[2:]), ncols=len(steps),
-                       titles=[f"{t:+.0f}σ" for t in steps] * n)
+                       titles=[f"{t:+g}σ" for t in steps] * n)
   return paths
 
 
-def evaluate_control(cfg, gen: Generator, domain: Domain) -> dict:
-  """Does the generator control the attribute? Measured by an independent scorer.
-
-  For `eval.identities` identities and each attribute: sweep y[A] by t·σ_A, t = −2 … +2, measure
-  each image with a scorer trained on REAL images only (synth/measure.py), and report the
-  Spearman correlation between requested and measured strength, and the fraction of ±2σ pairs
-  (x⁻ vs x, x vs x⁺ of one identity) the scorer orders like the request: the accuracy of
-  DSynth-Auto's free labels (the paper reports 78% agreement with people).
-  """
-  from densesynth_jax.features import extract
-  from densesynth_jax.synth.measure import control_metrics, fit_scorer
-  fcfg = extract.default_config()
-  x_dom = extract.extract_features(cfg.eval.feature, domain.images.images, fcfg)
-  steps = np.arange(-2, 3, dtype=np.float32)
-  y, z = _identities(domain, cfg.eval.identities, gen.z_dim, cfg.seed + 2)
-  out = {}
-  for attr in (cfg.eval.attributes or _graded_attributes(domain)):
-    binary = domain.binary.get(attr)
-    scorer = fit_scorer(domain, attr, x_dom, binary=binary)
-    imgs, requested = sweep(gen, y, z, attr, steps)
-    flat = imgs.reshape(-1, *imgs.shape[2:])
-    measured = scorer(extract.extract_features(cfg.eval.feature, flat, fcfg)).reshape(
-        len(y), len(steps))
-    ident = np.repeat(np.arange(len(y)), len(steps))
-    res = control_metrics(requested.reshape(-1), measured.reshape(-1), ident)
-    mid = len(steps) // 2
-    two = np.concatenate([measured[:, mid + 2] > measured[:, mid],
-                          measured[:, mid] > measured[:, mid - 2]])
-    res["pm2sigma_pair_accuracy"] = float(np.mean(two))
-    res["scorer"] = scorer.report
-    out[attr] = res
-    print(f"[generator] control of {attr}: spearman {res['spearman']:.3f}, ±2σ pairs ordered "
-          f"{res['pm2sigma_pair_accuracy']:.1%} (scorer: {scorer.report})", flush=True)
-  return out
-
-
 def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str | Path) -> dict:
-  """Trains (resuming) the generator, then writes its figures and `generator_eval.json`."""
+  """Trains (or resumes) the generator, then writes its figures and `generator_eval.json`.
+
+  Returns the evaluation: the final validation −ELBO, the attribute control per attribute
+  (synth/control.py), the checkpoint's fingerprint and the wall time.
+  """
   workdir = Path(workdir)
   t0 = time.perf_counter()
   domain = load_domain(cfg.data)
   train(cfg, workdir, domain)
-  gen = load_generator(workdir)
-  save_figures(cfg, gen, domain, workdir / "figures")
-  result = dict(control=evaluate_control(cfg, gen, domain), fingerprint=gen.fingerprint,
+  gen = load_generator(workdir, batch=cfg.train.eval_batch)
+  figures = save_figures(cfg, gen, domain, workdir / "figures")
+  val = [r for r in logging.MetricsWriter(workdir / "metrics.jsonl").read()
+         if r.get("split") == "val"]
+  result = dict(step=gen.step, fingerprint=gen.fingerprint,
+                val=({k: val[-1][k] for k in ("neg_elbo", "nll", "kl")} if val else None),
+                control=control.evaluate_control(gen, domain, cfg.eval, seed=cfg.seed + 3),
+                figures=[str(p.relative_to(workdir)) for p in figures],
                 seconds=round(time.perf_counter() - t0, 1))
-  io.write_json(workdir / "generator_eval.json", result)
+  io.write_json(workdir / EVAL_FILE, result)
   return result
