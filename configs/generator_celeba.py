@@ -14,17 +14,18 @@ from densesynth_jax.models import cvae
 from densesynth_jax.train import generator
 
 
-def get_config(arg=None):
-  arg = parse_arg(arg, smoke=False)
+def real_domain_config(data, eval_attributes, smoke: bool, limit: int, train_last: int,
+                       val_last: int):
+  """A generator config on a real domain; `smoke` shrinks data, model and steps for a CPU."""
   config = generator.default_train_config()
-  config.data = celeba.default_config()  # the domain (data/celeba.py); strengths pre-labelled
+  config.data = data  # the domain's data block; strengths pre-labelled
   config.model = cvae.default_config()  # the paper's CVAE at 64×64, z = 256
-  config.eval.attributes = ("Smiling", "Mouth_Slightly_Open", "Male")  # () = every graded strength column
+  config.eval.attributes = eval_attributes  # () = every graded strength column
   config.eval.identities = 64
-  if arg.smoke:
-    config.data.limit = 600
-    config.data.train_last = 400
-    config.data.val_last = 500
+  if smoke:
+    config.data.limit = limit
+    config.data.train_last = train_last
+    config.data.val_last = val_last
     config.data.prelabel.on_one_class = "skip"  # rare attributes may have no positives
     config.model = small_model(image_size=32, z_dim=16, width=8)
     config.train.num_steps = 100
@@ -34,3 +35,9 @@ def get_config(arg=None):
     config.eval.identities = 8
     config.figures.identities = 3
   return config
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, smoke=False)
+  return real_domain_config(celeba.default_config(), ("Smiling", "Mouth_Slightly_Open", "Male"),
+                            arg.smoke, limit=600, train_last=400, val_last=500)
