@@ -1,6 +1,6 @@
 """Readers of the real data (CelebA, UT-Zap50K shoes, JAFFE) and the shared image helpers.
 
-Tests marked real_data read /work/shared/data (DENSESYNTH_DATA_DIR) and read only what they need;
+Tests marked real_data read $DENSESYNTH_DATA_DIR (CI: ../shared/data) and read only what they need;
 the others build tiny stand-in layouts from generated images in tmp_path.
 """
 
