@@ -62,6 +62,10 @@ def default_config() -> ml_collections.ConfigDict:
   cfg.dec_widths = (256, 128, 64)  # widths of the upsampling stages, coarse to fine (paper)
   cfg.dropout = 0.5  # dropout rate after the encoder's Linear (paper: 0.5)
   cfg.bn_momentum = 0.9  # running-average decay of BatchNorm (Torch's momentum 0.1)
+  # Soft lower bound on the decoder's per-pixel log-variance, logvar = m + softplus(raw − m);
+  # None = unconstrained (the paper). A floor stops the model from buying likelihood on easy
+  # pixels (flat background) with tiny variances while giving up on small hard regions (mouths).
+  cfg.logvar_min = ml_collections.FieldReference(None, field_type=float)
   return cfg
 
 
@@ -154,14 +158,26 @@ def _conv_fast_grad_bwd(res, dy):
 _conv_fast_grad.defvjp(_conv_fast_grad_fwd, _conv_fast_grad_bwd)
 
 
+def _fast_weight_gradient_pays(x_shape, w_shape) -> bool:
+  """Whether im2col + matmul beats XLA:CPU's weight gradient for this layer (measured, B = 32).
+
+  XLA:CPU's own weight gradient is fine for small layers and 4-11× slower than the matmul form
+  from 32×32 pixels and ≥ 32×32 channel pairs on (or ≥ 256×256 channels from 16×16 on); below
+  that the im2col copies cost more than they save.
+  """
+  pixels = x_shape[1] * x_shape[2]
+  pairs = w_shape[2] * w_shape[3]
+  return (pixels >= 1024 and pairs >= 1024) or (pixels >= 256 and pairs >= 65536)
+
+
 def conv_same(x, w):
   """Stride-1 SAME cross-correlation, NHWC × HWIO (odd square kernel).
 
-  On CPU its weight gradient is computed by `conv_weight_gradient` (im2col + matmul): XLA:CPU's
-  own weight gradient of a large convolution is 4-12× slower than that here (benchmarks/RESULTS.md).
-  Elsewhere (GPU / TPU) XLA's own gradient is used.
+  On CPU, for the layers where it pays (`_fast_weight_gradient_pays`), the weight gradient is
+  computed by `conv_weight_gradient` (im2col + matmul), the rest by XLA. Elsewhere (GPU / TPU)
+  XLA's own gradient is used.
   """
-  if jax.default_backend() == "cpu":
+  if jax.default_backend() == "cpu" and _fast_weight_gradient_pays(x.shape, w.shape):
     return _conv_fast_grad(x, w)
   return _conv(x, w)
 
@@ -283,6 +299,8 @@ class Decoder(nn.Module):
       h = nn.relu(bn(f"up_bn{i}")(UpsampleConv(w, 5, name=f"up{i}")(h)))
     mean = jnp.tanh(Conv(3, 5, name="mean")(h))
     logvar = Conv(3, 5, name="logvar")(h)
+    if cfg.get("logvar_min") is not None:
+      logvar = cfg.logvar_min + nn.softplus(logvar - cfg.logvar_min)
     return mean, logvar
 
 

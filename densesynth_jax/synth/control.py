@@ -136,12 +136,12 @@ def fit_scorer(domain: Domain, attribute: str, cfg: ml_collections.ConfigDict,
                        f"the train split; no classifier scorer can be fitted")
     grid = [float(c) for c in cfg.logistic_cs]
     make = lambda c: LogisticRegression(C=c, max_iter=2000)
-    quality = lambda m, idx: m.score(z[idx], target[idx])
+    quality = lambda m, z, idx: m.score(z[idx], target[idx])
   else:
     target = domain.images.strength(attribute).astype(np.float64)
     grid = [float(a) for a in cfg.ridge_alphas]
     make = lambda a: Ridge(alpha=a)
-    quality = lambda m, idx: stats.spearmanr(m.predict(z[idx]), target[idx]).statistic
+    quality = lambda m, z, idx: stats.spearmanr(m.predict(z[idx]), target[idx]).statistic
 
   def standardise(rows):
     mean, scale = x[rows].mean(0), x[rows].std(0)
@@ -152,7 +152,7 @@ def fit_scorer(domain: Domain, attribute: str, cfg: ml_collections.ConfigDict,
   if len(sel) > 2 and len(grid) > 1:
     mean, scale = standardise(fit)
     z = (x - mean) / scale
-    scores = [quality(make(h).fit(z[fit], target[fit]), sel) for h in grid]
+    scores = [quality(make(h).fit(z[fit], target[fit]), z, sel) for h in grid]
     best = grid[int(np.nanargmax(scores))]
   both = np.concatenate([fit, sel])
   mean, scale = standardise(both)

@@ -166,8 +166,8 @@ def make_update(model: cvae.CVAE, tx: optax.GradientTransformation,
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(neg_elbo=loss, nll=nll, kl=kl, grad_norm=optax.global_norm(grads),
-                   param_norm=optax.global_norm(params), update_norm=optax.global_norm(updates))
+    metrics = dict(neg_elbo=loss, nll=nll, kl=kl, grad_norm=optax.tree.norm(grads),
+                   param_norm=optax.tree.norm(params), update_norm=optax.tree.norm(updates))
     return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
 
   return update
@@ -310,9 +310,10 @@ def _meta(cfg: ml_collections.ConfigDict, data: GeneratorData, domain: Domain) -
 
 
 def _check_same_run(workdir: Path, meta: dict) -> None:
-  """A workdir resumes only the same model on the same attributes (else a one-line error)."""
+  """A workdir with checkpoints resumes only the same model on the same attributes."""
   path = workdir / META_FILE
-  if not path.exists():
+  ckpts = workdir / "checkpoints"
+  if not path.exists() or not (ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())):
     return
   old = io.read_json(path)
   for key in ("attribute_names", "model", "image_size"):
@@ -331,8 +332,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
     io.write_text(path, "".join(l + "\n" for l in keep))
 
 
+METRIC_ORDER = ("neg_elbo", "nll", "kl", "grad_norm", "param_norm", "update_norm")
+
+
 def _check_finite(metrics: Mapping[str, Any], step: int) -> None:
-  bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+  """Raises FloatingPointError naming the step and every non-finite metric (loss terms first)."""
+  names = [k for k in METRIC_ORDER if k in metrics] + sorted(set(metrics) - set(METRIC_ORDER))
+  bad = [k for k in names if not np.isfinite(metrics[k])]
   if bad:
     raise FloatingPointError(f"non-finite training metric at step {step}: "
                              + ", ".join(f"{k}={float(metrics[k])}" for k in bad))
