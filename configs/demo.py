@@ -8,66 +8,29 @@ run trains a small generator into <workdir>/generator (or reuses it), synthesise
 attribute, verifies them with a simulated crowd, and compares every method on the same real pairs.
 """
 
-import ml_collections
-
 from configs import generator_sprites
 from configs.common import parse_arg
+from configs.experiment import experiment_config
 from densesynth_jax.data import sprites
-from densesynth_jax.experiments import assets, methods
-from densesynth_jax.features import extract
-from densesynth_jax.synth import pipeline
-from densesynth_jax.train import ranker as deepstn
 
 
 def get_config(arg=None):
   arg = parse_arg(arg, smoke=False)
-  config = ml_collections.ConfigDict()
+  # The domain: procedural cartoon faces, clustered real strengths, simulated crowd labels. The
+  # generator is trained on the run's own real images.
+  data = sprites.default_config()
+  generator = generator_sprites.demo_config()
+  generator.data = data
+  config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
 
-  # Which cells run: every (ranker, method, attribute, seed) combination.
-  # Registry in densesynth_jax/experiments/runner.py; add "deepstn" for the Siamese STN ranker
-  # (minutes per cell on a CPU).
-  config.rankers = ("ranksvm_global", "ranksvm_local")
-  config.methods = ("real", "real_plus", "jitter", "dsynth", "dsynth_auto", "classifier")
+  config.rankers = ("ranksvm_global", "ranksvm_local", "deepstn")
   config.attributes = ("smiling", "mouth_open", "eyes_open")  # attributes with real pairs
-  config.seeds = (0,)  # results are mean ± std over these, e.g. --config.seeds='(0,1,2)'
   config.test_sets = ("test_fine", "test_coarse")  # the domain's test PairSets to evaluate on
 
-  # The domain: procedural cartoon faces, clustered real strengths, simulated crowd labels.
-  config.data = sprites.default_config()
-  # Image features for the RankSVM rankers (GIST, Lab histogram, pixels).
-  config.features = extract.default_config()
-
-  config.ranksvm = ml_collections.ConfigDict()
-  config.ranksvm.feature = "gist_lab"  # the paper's 990-d GIST + Lab (features/extract.py)
-  config.ranksvm.C = 0.1  # RankSVM trade-off (RelAttr's default)
-  config.ranksvm.max_iter = 10  # Newton steps (RelAttr: at most 10)
-  config.ranksvm.standardize = True  # z-score features with the training pool's statistics
-  config.ranksvm.k = 0  # local learning: neighbours per test pair; <= 0 chooses K on val pairs
-  config.ranksvm.k_grid = (25, 50, 100, 200)  # the K candidates validated when k <= 0
-  config.ranksvm.metric = "euclidean"  # neighbour distance: "euclidean" or "kissme" (learned)
-  config.ranksvm.metric_rank = 32  # KISSME's PCA dimension
-  config.ranksvm.chunk_size = 256  # test pairs solved together per compiled chunk
-
-  # DeepSTN (densesynth_jax/train/ranker.py): a small CNN from scratch at 64×64 on CPU.
-  config.deepstn = deepstn.default_config()
   config.deepstn.stn_epochs = 4  # epochs of the STN-only stage
   config.deepstn.combined_epochs = 6  # epochs of the combined stage
-  config.deepstn.lr = 0.01  # from scratch on CPU: 1e-3 (the paper's, for fine-tuning) is too slow
-
-  # The generator (trained into <workdir>/generator when missing) and semantic jitter.
-  config.generator = generator_sprites.demo_config()
-  config.generator.data = config.data  # trained on the run's own real images
-  config.synth = pipeline.default_config()
   config.synth.jitter.num_identities = 600  # identities per attribute
   config.synth.jitter.num_pairs = 1200  # synthetic pairs per attribute (≥ what pools draw)
-  config.verification = pipeline.verification_config()  # DSynth: simulated crowd of 5
-  config.pools = methods.default_config()  # synthetic-to-real ratio, DSynth's real share, jitter
-  config.assets = assets.default_config()  # the pre-label classifier (Real+, Classifier)
-
-  config.figures = ml_collections.ConfigDict()
-  config.figures.domain = True  # contact sheet and strength histograms of the domain
-  config.figures.neighbours = True  # local rankers: test pairs with their nearest training pairs
-  config.figures.synth = True  # synthetic spectra and pairs per attribute
 
   if arg.smoke:
     config.rankers = ("ranksvm_local",)

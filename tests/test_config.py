@@ -19,7 +19,7 @@ def test_parse_arg_variants_and_types():
     common.parse_arg("seeds", seeds=1)
 
 
-@pytest.mark.parametrize("name", ["demo", "test"])
+@pytest.mark.parametrize("name", ["demo", "test", "celeba_smile", "shoes_open"])
 def test_configs_are_locked_and_complete(name):
   module = __import__(f"configs.{name}", fromlist=["get_config"])
   config = module.get_config()

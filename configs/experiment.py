@@ -1,0 +1,58 @@
+"""The blocks every experiment config shares (`configs/demo.py`, `celeba_smile.py`, ...).
+
+`experiment_config(data, generator)` returns a full `train_ranker.py` config with the paper's
+defaults; a config file then sets its domain-specific choices (attributes, test sets, budgets).
+"""
+
+import ml_collections
+
+from densesynth_jax.experiments import assets, methods
+from densesynth_jax.features import extract
+from densesynth_jax.synth import pipeline
+from densesynth_jax.train import ranker as deepstn
+
+
+def experiment_config(data: ml_collections.ConfigDict,
+                      generator: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A ranker-experiment config on the domain `data` with the generator config `generator`."""
+  config = ml_collections.ConfigDict()
+
+  # Which cells run: every (ranker, method, attribute, seed) combination. Rankers are registered
+  # in densesynth_jax/experiments/runner.py, methods in experiments/methods.py.
+  config.rankers = ("ranksvm_local", "deepstn")
+  config.methods = ("real", "real_plus", "jitter", "dsynth", "dsynth_auto", "classifier")
+  config.attributes = ()  # attributes with real pairs in the domain (set by each config)
+  config.seeds = (0,)  # results are mean ± std over these, e.g. --config.seeds='(0,1,2)'
+  config.test_sets = ()  # the domain's test PairSets to evaluate on (set by each config)
+
+  config.data = data  # the domain (densesynth_jax/data/registry.py)
+  # Image features for the RankSVM rankers (GIST, Lab histogram, pixels).
+  config.features = extract.default_config()
+
+  config.ranksvm = ml_collections.ConfigDict()
+  config.ranksvm.feature = "gist_lab"  # the paper's 990-d GIST + Lab (features/extract.py)
+  config.ranksvm.C = 0.1  # RankSVM trade-off (RelAttr's default)
+  config.ranksvm.max_iter = 10  # Newton steps (RelAttr: at most 10)
+  config.ranksvm.standardize = True  # z-score features with the training pool's statistics
+  config.ranksvm.k = 0  # local learning: neighbours per test pair; <= 0 chooses K on val pairs
+  config.ranksvm.k_grid = (25, 50, 100, 200)  # the K candidates validated when k <= 0
+  config.ranksvm.metric = "euclidean"  # neighbour distance: "euclidean" or "kissme" (learned)
+  config.ranksvm.metric_rank = 32  # KISSME's PCA dimension
+  config.ranksvm.chunk_size = 256  # test pairs solved together per compiled chunk
+
+  # DeepSTN (densesynth_jax/train/ranker.py): a small CNN from scratch at 64×64 on CPU.
+  config.deepstn = deepstn.default_config()
+  config.deepstn.lr = 0.01  # from scratch on CPU: 1e-3 (the paper's, for fine-tuning) is too slow
+
+  # The generator (trained into <workdir>/generator when missing) and semantic jitter.
+  config.generator = generator
+  config.synth = pipeline.default_config()
+  config.verification = pipeline.verification_config()  # DSynth: simulated crowd of 5
+  config.pools = methods.default_config()  # synthetic-to-real ratio, DSynth's real share, jitter
+  config.assets = assets.default_config()  # the pre-label classifier (Real+, Classifier)
+
+  config.figures = ml_collections.ConfigDict()
+  config.figures.domain = True  # contact sheet and strength histograms of the domain
+  config.figures.neighbours = True  # local rankers: test pairs with their nearest training pairs
+  config.figures.synth = True  # synthetic spectra and pairs per attribute
+  return config
