@@ -16,6 +16,8 @@ DOMAINS: dict[str, str] = {
     "celeba": "densesynth_jax.data.celeba:build_domain",
     "ut_zap50k_shoes": "densesynth_jax.data.shoes:build_domain",
     "jaffe": "densesynth_jax.data.jaffe:build_domain",
+    "zap50k": "densesynth_jax.data.labelpack_domains:build_zap50k",
+    "lfw10": "densesynth_jax.data.labelpack_domains:build_lfw10",
     "celeba_jaffe": "densesynth_jax.data.celeba_jaffe:build_domain",
     "shoes_open": "densesynth_jax.data.shoes_open:build_domain",
 }
