@@ -223,3 +223,123 @@ def save_neighbour_figure(path: str | os.PathLike, images: np.ndarray, test_a: n
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   io.save_figure(fig, path)
+
+
+def _seeds_note(summary_t: Mapping) -> str:
+  ns = sorted({int(v["n"]) for by_m in summary_t.values() for by_a in by_m.values()
+               for v in by_a.values()})
+  if not ns:
+    return "no cells"
+  return f"{ns[0]} seed(s)" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} seeds"
+
+
+def save_accuracy_bars(path: str | os.PathLike, summary_t: Mapping,
+                       rankers: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+                       attributes: Sequence[str] | None = None, title: str = "") -> None:
+  """Pairwise accuracy of one test set as grouped bars, saved as PNG.
+
+  One panel per ranker (stacked, sharing the accuracy axis); in each panel one group of bars per
+  attribute and one bar per method, each method in the same colour in every panel. Bar height is
+  the mean over seeds (written above the bar), the error bar its std (0 for one seed); the dashed
+  line is chance (50%).
+
+  Args:
+    path: output .png.
+    summary_t: one test set of `tables.summarize`: {ranker: {method: {attribute: {mean, std, n,
+      seeds}}}} with accuracies in %.
+    rankers, methods, attributes: display order (and selection); None = order of appearance.
+      Names not in the summary are skipped.
+    title: figure title.
+  """
+  def appearing(level: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for r, by_m in summary_t.items():
+      for m, by_a in by_m.items():
+        for a in by_a:
+          seen[(r, m, a)[level]] = None
+    return list(seen)
+
+  rankers = [r for r in (rankers if rankers is not None else appearing(0)) if r in summary_t]
+  methods = list(dict.fromkeys(methods if methods is not None else appearing(1)))
+  attributes = list(dict.fromkeys(attributes if attributes is not None else appearing(2)))
+  panels = []  # (ranker, [methods present in this panel])
+  for r in rankers:
+    ms = [m for m in methods if any(a in summary_t[r].get(m, {}) for a in attributes)]
+    if ms:
+      panels.append((r, ms))
+  if not panels:
+    raise ValueError(f"save_accuracy_bars({path}): nothing to plot for rankers {rankers}, methods "
+                     f"{methods}, attributes {attributes}")
+  # Colours follow the method's position in the full list, so every panel and figure agree.
+  cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+  colour = {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+  lows = [v["mean"] - (v["std"] if v["n"] > 1 else 0.0)
+          for r, ms in panels for m in ms for a, v in summary_t[r][m].items() if a in attributes]
+  bottom = min(50.0, 5.0 * np.floor(min(lows) / 5.0)) if lows else 0.0
+  bottom = max(0.0, bottom)
+
+  max_bars = max(len(ms) for _, ms in panels)
+  width_in = max(5.0, 1.6 + len(attributes) * (0.28 * max_bars + 0.35))
+  fig, axes = plt.subplots(len(panels), 1, figsize=(width_in, 2.6 * len(panels) + 0.4),
+                           sharey=True, squeeze=False)
+  x = np.arange(len(attributes), dtype=np.float64)
+  for ax, (r, ms) in zip(axes[:, 0], panels):
+    bar_w = 0.8 / len(ms)
+    for i, m in enumerate(ms):
+      vals = summary_t[r].get(m, {})
+      have = [j for j, a in enumerate(attributes) if a in vals]
+      means = np.asarray([vals[attributes[j]]["mean"] for j in have])
+      stds = np.asarray([vals[attributes[j]]["std"] if vals[attributes[j]]["n"] > 1 else 0.0
+                         for j in have])
+      pos = x[have] - 0.4 + bar_w * (i + 0.5)
+      ax.bar(pos, means - bottom, bar_w * 0.92, bottom=bottom,
+             yerr=stds if np.any(stds > 0) else None, capsize=2,
+             color=colour[m], edgecolor="black", linewidth=0.4, label=m,
+             error_kw=dict(elinewidth=0.8, ecolor="black"))
+      for px, mu, sd in zip(pos, means, stds):
+        ax.text(px, mu + sd + 0.015 * (100.0 - bottom), f"{mu:.1f}", ha="center", va="bottom",
+                rotation=90, fontsize=6)
+    ax.axhline(50.0, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_title(r, fontsize=9, loc="left")
+    ax.set_xticks(x)
+    ax.set_xticklabels(attributes, fontsize=8)
+    ax.set_xlim(-0.6, len(attributes) - 0.4)
+    ax.set_ylabel("accuracy (%)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+  axes[0, 0].set_ylim(bottom, 100.0 + 0.1 * (100.0 - bottom))  # room for the value labels
+  step = 10.0 if 100.0 - bottom > 30 else 5.0
+  axes[0, 0].set_yticks(np.arange(step * np.ceil(bottom / step), 100.1, step))
+  handles = [plt.Rectangle((0, 0), 1, 1, facecolor=colour[m], edgecolor="black", linewidth=0.4)
+             for m in methods if any(m in ms for _, ms in panels)]
+  labels = [m for m in methods if any(m in ms for _, ms in panels)]
+  fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+             ncol=min(6, len(labels)), fontsize=8, frameon=False)
+  fig.suptitle(title or f"pairwise accuracy (%), mean ± std over {_seeds_note(summary_t)}",
+               fontsize=10)
+  fig.tight_layout()
+  io.save_figure(fig, path)
+
+
+def save_accuracy_figures(summary: Mapping, outdir: str | os.PathLike,
+                          rankers: Sequence[str] | None = None,
+                          methods: Sequence[str] | None = None,
+                          attributes: Sequence[str] | None = None, title: str = "") -> list[Path]:
+  """`save_accuracy_bars` for every test set of a `tables.summarize` summary.
+
+  Writes `outdir/accuracy_<test_set>.png` per test set that has results; returns the paths.
+  """
+  outdir = Path(outdir)
+  paths = []
+  for t, summary_t in summary.items():
+    if not any(by_a for by_m in summary_t.values() for by_a in by_m.values()):
+      continue
+    path = outdir / f"accuracy_{t}.png"
+    head = f"{title}: " if title else ""
+    save_accuracy_bars(path, summary_t, rankers, methods, attributes,
+                       title=f"{head}test set {t}, pairwise accuracy (%), mean ± std over "
+                             f"{_seeds_note(summary_t)}")
+    paths.append(path)
+  return paths

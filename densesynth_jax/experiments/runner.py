@@ -125,7 +125,8 @@ def deepstn(ctx: CellContext) -> dict[str, np.ndarray]:
   Trained into the cell's folder (resumable), early-stopped on the domain's val pairs (which
   index the pool's leading domain images). Test scores sum `deepstn.test_crops` views. The
   learned patch's mean centre on the test images is recorded, and the first seed of each
-  attribute draws `figures/stn_patches_<attribute>_<method>.png`.
+  attribute draws `figures/stn_patches_<attribute>_<method>.png` (and, for the config's first
+  method, `figures/stn_patches_<attribute>.png`).
   """
   from densesynth_jax.train import ranker as deepstn_lib
   cfg = ctx.config.deepstn
@@ -144,9 +145,12 @@ def deepstn(ctx: CellContext) -> dict[str, np.ndarray]:
   ctx.info["patch_side"] = float((boxes[:, 2] - boxes[:, 0]).mean() / size)
   if ctx.seed == ctx.config.seeds[0]:
     show = test[:: max(1, len(test) // 12)][:12]
-    deepstn_lib.save_patch_figure(
-        ctx.run_dir / "figures" / f"stn_patches_{ctx.attribute}_{ctx.pool_method}.png",
-        model, ctx.pool.images.images[show])
+    figures = ctx.run_dir / "figures"
+    paths = [figures / f"stn_patches_{ctx.attribute}_{ctx.pool_method}.png"]
+    if ctx.pool_method == ctx.config.methods[0]:  # the run's headline figure (e.g. Real's)
+      paths.append(figures / f"stn_patches_{ctx.attribute}.png")
+    for path in paths:
+      deepstn_lib.save_patch_figure(path, model, ctx.pool.images.images[show])
   return {name: scores[p.a] - scores[p.b] for name, p in ctx.eval_pairs.items()}
 
 
@@ -317,6 +321,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                               title=f"Results: domain {domain.name}")
   io.write_text(workdir / "results.md", md + "\n")
   io.write_text(workdir / "results.csv", tables.csv_text(summary))
+  from densesynth_jax.experiments.figures import save_accuracy_figures
+  save_accuracy_figures(summary, workdir / "figures", list(config.rankers) + [CLASSIFIER],
+                        config.methods, config.attributes, title=f"domain {domain.name}")
   print(md, flush=True)
   print(f"[done] {len(cells)} cells in {results['wall_seconds']} s; results in {workdir}",
         flush=True)
