@@ -274,8 +274,8 @@ def _decode_all(paths: Sequence[Path], spec: Mapping, num_threads: int, what: st
         out.append(x)
         if bar is not None and (i + 1) % 500 == 0:
           bar.update(i + 1)
-  if bar is not None:
-    bar.update(n, force=bar.step != n)
+  if bar is not None and bar.step != n:  # the last line, unless the loop printed it
+    bar.update(n, force=True)
   return out, time.perf_counter() - t0
 
 
