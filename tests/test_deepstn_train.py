@@ -206,3 +206,15 @@ def test_sprites_smiling_short_run(tmp_path):
         f"(start {SIZE / 2}, mouth near {(0.37 + 1) / 2 * SIZE:.1f})")
   assert coarse > 0.8
   assert centre_y > SIZE / 2 + 0.5
+
+
+def test_bad_deepstn_setting_fails_before_any_cell(tmp_path):
+  """A run with DeepSTN checks its settings up front, not after the cells before it."""
+  from configs import test as test_config
+  from densesynth_jax.experiments import runner
+  config = test_config.get_config()
+  config.rankers = ("ranksvm_global", "deepstn")
+  config.deepstn.test_crops = 4
+  with pytest.raises(ValueError, match="deepstn.test_crops must be 1, 2, 5 or 10, got 4"):
+    runner.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / "rankers").exists()

@@ -235,6 +235,9 @@ def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
         raise KeyError(f"domain {domain.name} has no {t!r} pairs for {a!r}")
   if not len(config.seeds):
     raise ValueError("config.seeds is empty: nothing to run")
+  if "deepstn" in config.rankers:  # a bad setting fails now, not after hours of other cells
+    from densesynth_jax.train import ranker as deepstn_lib
+    deepstn_lib.validate_config(config.deepstn)
 
 
 def _neighbour_figure(ctx: CellContext) -> None:

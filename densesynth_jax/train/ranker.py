@@ -643,6 +643,27 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
   return _host(best), summary
 
 
+def validate_config(cfg: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first bad DeepSTN setting (runs check it before any work)."""
+  if not cfg.stages:
+    raise ValueError("deepstn.stages is empty: nothing to train")
+  for m in cfg.stages:
+    if m not in stn_ranker.MODES:
+      raise ValueError(f"unknown DeepSTN stage {m!r}; valid: {list(stn_ranker.MODES)}")
+  if cfg.backbone not in stn_ranker.BACKBONES:
+    raise ValueError(f"unknown backbone {cfg.backbone!r}; valid: {sorted(stn_ranker.BACKBONES)}")
+  if cfg.backbone == "alexnet" and cfg.patch_size != cfg.image_size:
+    raise ValueError(f"the alexnet backbone needs patch_size == image_size, got "
+                     f"{cfg.patch_size} and {cfg.image_size}")
+  for name in ("test_crops", "val_crops"):
+    if int(cfg[name]) not in (1, 2, 5, 10):
+      raise ValueError(f"deepstn.{name} must be 1, 2, 5 or 10, got {cfg[name]}")
+  for name in ("stn_epochs", "combined_epochs", "batch_pairs"):
+    if int(cfg[name]) < (1 if name == "batch_pairs" else 0):
+      raise ValueError(f"deepstn.{name} must be >= {1 if name == 'batch_pairs' else 0}, "
+                       f"got {cfg[name]}")
+
+
 def train_deepstn(cfg: ml_collections.ConfigDict, pool: ImageSet, train_pairs: PairSet,
                   val_images: ImageSet | None, val_pairs: PairSet | None,
                   workdir: str | os.PathLike, mesh: jax.sharding.Mesh | None = None,
@@ -664,14 +685,7 @@ def train_deepstn(cfg: ml_collections.ConfigDict, pool: ImageSet, train_pairs: P
   seed = int(cfg.seed if seed is None else seed)
   workdir = Path(workdir)
   _validate_inputs(pool, train_pairs, val_images, val_pairs)
-  if not cfg.stages:
-    raise ValueError("cfg.stages is empty: nothing to train")
-  for m in cfg.stages:
-    if m not in stn_ranker.MODES:
-      raise ValueError(f"unknown DeepSTN stage {m!r}; valid: {list(stn_ranker.MODES)}")
-  if cfg.backbone == "alexnet" and cfg.patch_size != cfg.image_size:
-    raise ValueError(f"the alexnet backbone needs patch_size == image_size, got "
-                     f"{cfg.patch_size} and {cfg.image_size}")
+  validate_config(cfg)
   previous, stages = None, {}
   for k, mode in enumerate(cfg.stages):
     epochs = cfg.stn_epochs if mode == "stn_only" else cfg.combined_epochs
