@@ -218,3 +218,27 @@ def test_bad_deepstn_setting_fails_before_any_cell(tmp_path):
   with pytest.raises(ValueError, match="deepstn.test_crops must be 1, 2, 5 or 10, got 4"):
     runner.train_and_evaluate(config, tmp_path)
   assert not (tmp_path / "rankers").exists()
+
+
+def test_runner_trains_deepstn_cells_and_draws_patches(tmp_path):
+  """`deepstn` as a runner ranker: margins on every test set, patch facts, both figures."""
+  from configs import test as test_config
+  from densesynth_jax.experiments import runner
+  config = test_config.get_config()
+  config.rankers = ("deepstn",)
+  config.attributes = ("smiling",)
+  config.deepstn.image_size = 32
+  config.deepstn.patch_size = 16
+  config.deepstn.cnn_channels = (4, 8, 8, 8)
+  config.deepstn.stn_epochs = 1
+  config.deepstn.combined_epochs = 1
+  config.deepstn.test_crops = 2
+  config.deepstn.xla_fast_compile = True
+  results = runner.train_and_evaluate(config, tmp_path)
+  (cell,) = results["cells"]
+  assert set(cell["accuracy"]) == set(config.test_sets)
+  assert cell["num_test_pairs"]["test_fine"] > 0
+  x, y = cell["ranker_info"]["patch_centre_xy"]
+  assert 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 and 0.0 < cell["ranker_info"]["patch_side"] <= 1.0
+  for name in ("stn_patches_smiling.png", "stn_patches_smiling_real.png"):
+    assert (tmp_path / "figures" / name).stat().st_size > 0

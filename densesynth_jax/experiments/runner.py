@@ -135,7 +135,9 @@ def deepstn(ctx: CellContext) -> dict[str, np.ndarray]:
                                     ctx.pool.images if val is not None else None, val,
                                     ctx.workdir / f"deepstn_seed{ctx.seed}", seed=ctx.seed)
   n = ctx.pool.num_domain_images
-  scores = deepstn_lib.score_images(model, ctx.pool.images.images[:n])
+  used = np.unique(np.concatenate([np.concatenate([p.a, p.b]) for p in ctx.eval_pairs.values()]))
+  scores = np.zeros(n, np.float32)  # only the images of evaluated pairs are scored
+  scores[used] = deepstn_lib.score_images(model, ctx.pool.images.images[used])
   ctx.info["stages"] = model.stages
   test = np.asarray(ctx.domain.splits.get("test", np.arange(n)))
   boxes = deepstn_lib.patch_boxes(model, ctx.pool.images.images[test])
