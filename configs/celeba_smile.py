@@ -6,7 +6,8 @@
 The domain (densesynth_jax/data/celeba_jaffe.py): 500 category-level CelebA training pairs (a
 face labelled Smiling vs one labelled not: the sparse, coarse supervision), 300 val pairs, and
 the TEST on real, human-rated faces: JAFFE within-poser pairs whose mean HAP ratings differ by
-at least 0.5 (1,272 pairs), plus an in-domain check on CelebA test-split category pairs.
+at least 0.5 (1,272 pairs; `test_strong`: the 474 differing by at least 2.0), plus an in-domain
+check on CelebA test-split category pairs.
 
 The generator is the Attribute2Image CVAE trained on the 8,000 CelebA train faces with 40
 pre-labelled strengths (configs/generator_celeba.py). The default trains a reduced model at
@@ -48,7 +49,8 @@ def get_config(arg=None):
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
 
   config.attributes = ("smiling",)
-  config.test_sets = ("test", "test_celeba")  # JAFFE HAP pairs; CelebA category pairs
+  # JAFFE HAP pairs (margin 0.5; and 2.0: mostly smiling vs not); CelebA category pairs.
+  config.test_sets = ("test", "test_strong", "test_celeba")
   config.synth.attribute_map = {"smiling": "Smiling"}  # ranker attribute -> generator attribute
   config.synth.jitter.num_identities = 500  # synthetic identities
   config.synth.jitter.num_pairs = 1000  # synthetic pairs (≥ what pools draw: 500 real pairs)
@@ -65,6 +67,7 @@ def get_config(arg=None):
     config.data.val_pairs = 60
     config.data.test_celeba_pairs = 60
     config.data.jaffe.test_margin = 2.0  # 474 JAFFE pairs
+    config.data.strong_margin = 3.0
     config.rankers = ("ranksvm_local",)
     config.methods = ("real", "dsynth", "dsynth_auto", "classifier")
     config.generator = generator_celeba.get_config("smoke")

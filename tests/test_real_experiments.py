@@ -60,10 +60,13 @@ def test_celeba_jaffe_domain(data_dir):
   n = 600
   assert len(d.images) == n + 213 and d.images.image_shape == (64, 64, 3)
   pairs = d.pairs["smiling"]
-  assert {k: len(v) for k, v in pairs.items()} == dict(train=120, val=60, test_celeba=60,
-                                                      test=474)  # JAFFE at margin 2.0
+  assert {k: len(v) for k, v in pairs.items()} == dict(  # JAFFE at margins 2.0 and 3.0
+      train=120, val=60, test_celeba=60, test=474, test_strong=225)
   np.testing.assert_array_equal(d.splits["test"], np.arange(n, n + 213))
-  assert (pairs["test"].a >= n).all() and (pairs["test"].b >= n).all()
+  for t in ("test", "test_strong"):
+    assert (pairs[t].a >= n).all() and (pairs[t].b >= n).all()
+  strong = {(a, b) for a, b in zip(pairs["test_strong"].a, pairs["test_strong"].b)}
+  assert strong <= {(a, b) for a, b in zip(pairs["test"].a, pairs["test"].b)}
   smile = d.binary["smiling"]
   for split in ("train", "val", "test_celeba"):
     p = pairs[split]
@@ -89,7 +92,7 @@ def test_celeba_smile_smoke_run(data_dir, tmp_path, monkeypatch):
   cells = {c["method"]: c for c in results["cells"]}
   assert set(cells) == {"real", "dsynth_auto"}
   for c in cells.values():
-    assert c["num_test_pairs"] == {"test": 474, "test_celeba": 60}
+    assert c["num_test_pairs"] == {"test": 474, "test_strong": 225, "test_celeba": 60}
     assert 0.0 <= c["accuracy"]["test"] <= 1.0
   assert cells["dsynth_auto"]["pool"]["pairs_by_source"] == {"real": 120, "synth": 120}
   assert (tmp_path / "generator" / "generator_eval.json").exists()

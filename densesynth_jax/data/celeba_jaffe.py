@@ -19,6 +19,8 @@ evaluated on the JAFFE pairs:
            - test: JAFFE within-poser pairs whose mean human HAP ratings differ by at least
              `jaffe.test_margin`, ordered by HAP (`jaffe.jaffe_test_pairs`): graded, fine
              comparisons of the same face, the spirit of the paper's PFSmile test.
+           - test_strong: the subset whose ratings differ by at least `strong_margin` (mostly a
+             smiling vs a not-smiling take of the same poser: the easy end of the test).
   binary   {name: CelebA's own labels for CelebA rows, "posed the HA expression" for JAFFE rows}:
            the pre-label classifier and the simulated verifier fit on train (+ val) rows only,
            so the JAFFE labels never train anything.
@@ -47,6 +49,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train_pairs = 500  # category-level train pairs (CelebA train split): the sparse budget
   c.val_pairs = 300  # category-level val pairs (CelebA val split): K / early stopping
   c.test_celeba_pairs = 500  # category-level pairs on CelebA's test split (in-domain check)
+  c.strong_margin = 2.0  # JAFFE pairs for test_strong: |HAP difference| >= this (0: none)
   c.pair_seed = 0  # seed of the pair sampling (fixed: every method gets the same real pairs)
   c.celeba = celeba.default_config()
   c.celeba.strengths = "true"  # the ranker domain needs no pre-labelled strengths
@@ -82,6 +85,10 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
                               int(budget), rng, labels=labels)
     pairs[split] = dataclasses.replace(p, attribute=name)
   pairs["test"] = test.pairs[name]["test"].offset(n)
+  if cfg.strong_margin > 0:
+    strong = jaffe.jaffe_test_pairs(test.images, cfg.jaffe.test_attribute,
+                                    float(cfg.strong_margin), name)
+    pairs["test_strong"] = strong.offset(n)
   images = ImageSet(np.concatenate([face.images.images, test.images.images]),
                     np.concatenate([face.images.ids, test.images.ids]), None, None, ())
   happy = np.asarray([e == "HA" for e in test.info["expressions"]], np.int8)
@@ -96,7 +103,8 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
                      val="CelebA category pairs, val split",
                      test_celeba="CelebA category pairs, test split",
                      test=f"JAFFE within-poser pairs, |HAP difference| >= "
-                          f"{float(cfg.jaffe.test_margin)}"),
+                          f"{float(cfg.jaffe.test_margin)}",
+                     test_strong=f"the same, |HAP difference| >= {float(cfg.strong_margin)}"),
       build_seconds=round(time.perf_counter() - t0, 3))
   return Domain("celeba_jaffe", images, splits, {name: pairs}, info, binary)
 
