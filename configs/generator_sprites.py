@@ -47,12 +47,13 @@ def full_config() -> ml_collections.ConfigDict:
 def demo_generator_config() -> ml_collections.ConfigDict:
   """A small generator that trains in 3-5 minutes on 2 CPU cores and controls the expressions.
 
-  32×32 (the renderer upsamples to the domain's 64×64), widths 16–128 and a small latent (z 8):
-  with few steps a large z lets the decoder explain expressions through z instead of y, which
-  weakens control; lr 1e-3 because 2,000 steps are far fewer than the paper's ~6,000 at 3e-4.
+  32×32 (the renderer upsamples to the domain's 64×64), widths 16–128, z 16; lr 1e-3 because
+  2,000 steps are far fewer than the paper's ~6,000 at 3e-4. Measured with the demo (seed 0):
+  z 16 orders 95% / 85% / 74% of ±2σ pairs of smiling / mouth_open / eyes_open correctly
+  (generator_eval.json), z 8 only 83% / 69% / 65%.
   """
   config = full_config()
-  config.model = small_model(image_size=32, z_dim=8, width=16)
+  config.model = small_model(image_size=32, z_dim=16, width=16)
   config.optim.lr = 1e-3  # a small model and few steps: a larger step than the paper's 3e-4
   config.train.num_steps = 2000  # ~32 epochs of the 2,000 train images
   config.train.log_every = 100
