@@ -48,9 +48,9 @@ def demo_generator_config() -> ml_collections.ConfigDict:
   """A small generator that trains in 3-5 minutes on 2 CPU cores and controls the expressions.
 
   32×32 (the renderer upsamples to the domain's 64×64), widths 16–128, z 16; lr 1e-3 because
-  2,000 steps are far fewer than the paper's ~6,000 at 3e-4. Measured with the demo (seed 0):
-  z 16 orders 95% / 85% / 74% of ±2σ pairs of smiling / mouth_open / eyes_open correctly
-  (generator_eval.json), z 8 only 83% / 69% / 65%.
+  2,000 steps are far fewer than the paper's ~6,000 at 3e-4. Measured with the demo (seed 0,
+  generator_eval.json): z 16 orders 85% / 74% / 83% of ±2σ pairs of smiling / mouth_open /
+  eyes_open correctly, z 8 only 83% / 69% / 65%.
   """
   config = full_config()
   config.model = small_model(image_size=32, z_dim=16, width=16)
