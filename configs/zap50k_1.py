@@ -4,6 +4,7 @@
   for s in 0 1 2 3 4 5 6 7 8 9; do      # the protocol's number: mean accuracy over the 10 splits
     python train_ranker.py --config=configs/zap50k_1.py:split=$s --workdir=runs/zap50k_1/split$s
   done
+  python -m densesynth_jax.experiments.tables runs/zap50k_1/split* --out=runs/zap50k_1  # mean ± std
   python train_ranker.py --config=configs/zap50k_1.py:smoke          # "open", 100 pairs, CPU
   python train_ranker.py --config=configs/zap50k_1.py:open_sandal    # + DSynth-Auto, see below
 

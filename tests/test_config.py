@@ -58,3 +58,19 @@ def test_summary_and_markdown_table():
   assert lines[1] == "| r | dsynth | 55.00 ± 5.00 | – |"
   csv = tables.csv_text(summary).splitlines()
   assert csv[0] == "test_set,ranker,method,attribute,mean,std,n" and len(csv) == 3
+
+
+def test_combine_runs_pools_splits(tmp_path, capsys):
+  """Two runs (e.g. two protocol splits) -> one table of mean ± std over both."""
+  from densesynth_jax import io
+  for k, acc in enumerate((0.8, 0.6)):
+    cell = dict(ranker="ranksvm_local", method="real", attribute="open", seed=0,
+                accuracy={"test": acc})
+    io.write_json(tmp_path / f"split{k}" / "results.json", dict(test_sets=["test"], cells=[cell]))
+  assert tables.main([str(tmp_path / "split0"), str(tmp_path / "split1"),
+                      "--out", str(tmp_path / "all")]) == 0
+  md = (tmp_path / "all" / "results.md").read_text()
+  assert "| ranksvm_local | real | **70.00 ± 10.00** |" in md and "over 2 runs × seeds" in md
+  assert tables.main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 1
+  assert "no results.json in run folder" in capsys.readouterr().err
+  assert not (tmp_path / "x").exists()
