@@ -26,8 +26,7 @@ logistic classifier of CelebA's own Smiling labels on GIST + Lab features, synth
 
 from configs import generator_celeba
 from configs.common import parse_arg
-from configs.experiment import experiment_config
-from configs.generator_sprites import small_model
+from configs.experiment import experiment_config, reduce_generator_for_cpu
 from densesynth_jax.data import celeba, celeba_jaffe
 
 
@@ -38,14 +37,7 @@ def get_config(arg=None):
   generator.unlock()
   generator.data = celeba.default_config()  # the generator's own domain: all 8,000 train faces
   if not arg.full_generator:
-    generator.model = small_model(image_size=32, z_dim=32, width=16)  # renders upsampled to 64
-    generator.optim.lr = 1e-3  # a small model and few steps: a larger step than 3e-4
-    generator.train.num_steps = 4000  # ~16 epochs of the 8,000 train faces
-    generator.train.log_every = 200
-    generator.train.eval_every = 2000
-    generator.train.checkpoint_every = 1000
-    generator.eval.identities = 32
-    generator.eval.pixels_size = 16
+    reduce_generator_for_cpu(generator, num_steps=4000)  # ~16 epochs of the 8,000 train faces
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
 
   config.attributes = ("smiling",)

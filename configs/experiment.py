@@ -6,6 +6,7 @@ defaults; a config file then sets its domain-specific choices (attributes, test 
 
 import ml_collections
 
+from configs.generator_sprites import small_model
 from densesynth_jax.experiments import assets, methods
 from densesynth_jax.features import extract
 from densesynth_jax.synth import pipeline
@@ -56,3 +57,19 @@ def experiment_config(data: ml_collections.ConfigDict,
   config.figures.neighbours = True  # local rankers: test pairs with their nearest training pairs
   config.figures.synth = True  # synthetic spectra and pairs per attribute
   return config
+
+
+def reduce_generator_for_cpu(generator: ml_collections.ConfigDict, num_steps: int = 4000) -> None:
+  """Shrinks a real-domain generator config (in place) to train in minutes on 2 CPU cores.
+
+  32×32 (renders are upsampled to the domain's size), widths 16–128, z 32, `num_steps` steps at
+  lr 1e-3 (few steps: a larger step than the paper's 3e-4), a smaller control evaluation.
+  """
+  generator.model = small_model(image_size=32, z_dim=32, width=16)
+  generator.optim.lr = 1e-3
+  generator.train.num_steps = num_steps
+  generator.train.log_every = 200
+  generator.train.eval_every = num_steps // 2
+  generator.train.checkpoint_every = 1000
+  generator.eval.identities = 32
+  generator.eval.pixels_size = 16

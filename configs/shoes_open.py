@@ -16,7 +16,7 @@ category strengths and five image measures; "open" is jittered through its Sanda
 
 from configs import generator_shoes
 from configs.common import parse_arg
-from configs.experiment import experiment_config
+from configs.experiment import experiment_config, reduce_generator_for_cpu
 from configs.generator_sprites import small_model
 from densesynth_jax.data import shoes, shoes_open
 
@@ -28,14 +28,7 @@ def get_config(arg=None):
   generator.unlock()
   generator.data = shoes.default_config()  # the generator's own domain (no pairs needed)
   if not arg.full_generator:
-    generator.model = small_model(image_size=32, z_dim=32, width=16)  # renders upsampled to 64
-    generator.optim.lr = 1e-3  # a small model and few steps: a larger step than 3e-4
-    generator.train.num_steps = 4000  # ~10 epochs of the 12,000 train shoes
-    generator.train.log_every = 200
-    generator.train.eval_every = 2000
-    generator.train.checkpoint_every = 1000
-    generator.eval.identities = 32
-    generator.eval.pixels_size = 16
+    reduce_generator_for_cpu(generator, num_steps=4000)  # ~10 epochs of the 12,000 train shoes
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
 
   config.attributes = ("open",)
