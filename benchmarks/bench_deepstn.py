@@ -313,13 +313,10 @@ JAX: `ranker.make_update_fn` (jit, donated state, 1-device mesh); PyTorch: the s
 `F.affine_grid` / `F.grid_sample` and `torch.optim.SGD`. {args.warmup} warm-up steps, then
 {args.repeats} interleaved rounds of {args.steps} steps each; median and best round.
 Machine: {machine}.
-The CPU is shared with other jobs: with a load average above the core count both frameworks are
-CPU-starved and rates move several-fold between rounds (PyTorch's spinning OpenMP threads suffer
-most), so the BEST round is the better estimate of each framework's speed on a quiet machine.
-Caveat from an earlier run on this machine (5 rounds × 10 steps): during two quiet rounds PyTorch
-reached 82 and 111 pairs/s against JAX's 30 and 45, so on an idle CPU PyTorch (oneDNN
-convolutions) is likely about 2× faster than XLA:CPU on this step; under contention JAX degrades
-less. Only a run on an idle machine settles it.
+Rates depend on what else runs: when other jobs load the cores both frameworks are CPU-starved
+and rates move several-fold between rounds (PyTorch's spinning OpenMP threads suffer most; an
+earlier run under load average ~6 gave JAX 21.3 vs PyTorch 16.5 pairs/s best round). Compare
+figures only from a quiet machine (load average below the core count at the start).
 
 | framework | pairs/s (best) | pairs/s (median) | pairs/s (all rounds) |
 |---|---:|---:|---|
