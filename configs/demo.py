@@ -1,6 +1,6 @@
 """The embedded default: the whole pipeline on procedural "sprites" faces, no downloads.
 
-  python train_ranker.py --config=configs/demo.py            # minutes on 2 CPU cores
+  python train_ranker.py --config=configs/demo.py            # about 14 minutes on 2 CPU cores
   python train_ranker.py --config=configs/demo.py:smoke      # about a minute, for tests
 
 Sprites have KNOWN attribute strengths, so every number here is measured against the truth. The
