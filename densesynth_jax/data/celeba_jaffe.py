@@ -55,17 +55,18 @@ def default_config() -> ml_collections.ConfigDict:
   c.celeba.strengths = "true"  # the ranker domain needs no pre-labelled strengths
   c.jaffe = jaffe.default_config()
   # One data_dir / image_size for both parts: set them here, not in the sub-blocks.
-  c.data_dir = None  # real-data folder holding celeba/ and jaffe/; None = $DENSESYNTH_DATA_DIR
+  c.data_dir = ""  # real-data folder holding celeba/ and jaffe/; "" = $DENSESYNTH_DATA_DIR
   c.image_size = 64  # output side of both parts, pixels
   return c
 
 
 def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
+  """CelebA images then JAFFE images, with the pairs and splits of the module docstring."""
   t0 = time.perf_counter()
   sub = {}
   for part in ("celeba", "jaffe"):
     block = ml_collections.ConfigDict(cfg[part].to_dict())
-    block.data_dir = cfg.data_dir
+    block.data_dir = cfg.data_dir or None
     block.image_size = int(cfg.image_size)
     sub[part] = block
   sub["jaffe"].test_attribute_name = cfg.attribute_name
