@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -39,12 +36,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from densesynth_jax import io  # noqa: E402
 from densesynth_jax.train import mesh as mesh_lib  # noqa: E402
 from densesynth_jax.train import ranker  # noqa: E402
 from densesynth_jax.types import PairSet  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from _common import RESULTS, cpu_description, write_section  # noqa: E402
+
 SECTION = "## DeepSTN"
 
 
@@ -208,28 +205,10 @@ def jax_step_fn(cfg, mesh):
 # ------------------------------------------------------------------------------------ driver
 
 def machine_line() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
-  load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
   import torch
-  return (f"{os.cpu_count()} cores ({cpu}), load average {load}; jax {jax.__version__} "
-          f"(`{jax.default_backend()}`, {[d.device_kind for d in jax.devices()][:1]}), torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads)")
-
-
-def write_section(text: str) -> None:
-  """Replaces (or appends) the `## DeepSTN` section of RESULTS.md, keeping every other section."""
-  old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-  body = text.rstrip() + "\n\n"
-  new = pattern.sub(lambda _: body, old) if pattern.search(old) else old.rstrip() + "\n\n" + body
-  io.write_text(RESULTS, new.rstrip() + "\n")
+  return (f"{cpu_description()}; jax {jax.__version__} (`{jax.default_backend()}`, "
+          f"{[d.device_kind for d in jax.devices()][:1]}), torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads)")
 
 
 def main():

@@ -24,11 +24,12 @@ import datetime
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import write_section
 
 HERE = Path(__file__).resolve().parent
 NUM_ATTRIBUTES = 40
@@ -174,19 +175,6 @@ def child(framework: str, batch: int, size: int, steps: int) -> None:
   print("RESULT " + json.dumps(out), flush=True)
 
 
-def record(section: str) -> None:
-  """Replaces (or appends) the "## Generator" section of RESULTS.md, leaving the others."""
-  path = HERE / "RESULTS.md"
-  text = path.read_text() if path.exists() else "# Benchmark results\n"
-  pattern = re.compile(r"## Generator\n.*?(?=\n## |\Z)", re.S)
-  if pattern.search(text):
-    text = pattern.sub(lambda _: section.rstrip() + "\n", text)
-  else:
-    text = text.rstrip() + "\n\n" + section
-  from densesynth_jax import io
-  io.write_text(path, text)
-
-
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--batch", type=int, default=32)
@@ -249,7 +237,7 @@ def main() -> None:
     section += "\n" + a.notes.strip() + "\n"
   print(section)
   if not a.no_record:
-    record(section)
+    write_section(section)
 
 
 if __name__ == "__main__":

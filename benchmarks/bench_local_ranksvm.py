@@ -25,26 +25,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import re
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import jax
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from densesynth_jax import io
 from densesynth_jax.experiments.evaluate import margin_accuracy, rank_accuracy
 from densesynth_jax.rankers import local, ranksvm
 from densesynth_jax.types import PairSet
 
+from _common import RESULTS, cpu_description, write_section
+
 SECTION = "## Local RankSVM"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def make_problem(num_train_images: int, num_test_images: int, dim: int, train_pairs: int,
@@ -89,26 +85,8 @@ def sklearn_loop(diffs, test_diff, neighbours, C):
 
 
 def _machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
-  load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-  return (f"{os.cpu_count()} cores ({cpu}), load average {load}; jax {jax.__version__}, backend "
-          f"`{jax.default_backend()}`, devices {[d.device_kind for d in jax.devices()]}")
-
-
-def write_section(text: str) -> None:
-  """Replaces (or appends) this benchmark's section of RESULTS.md, keeping every other section."""
-  old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-  pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-  body = text.rstrip() + "\n\n"
-  new = pattern.sub(lambda _: body, old) if pattern.search(old) else old.rstrip() + "\n\n" + body
-  io.write_text(RESULTS, new.rstrip() + "\n")
+  return (f"{cpu_description()}; jax {jax.__version__}, backend `{jax.default_backend()}`, "
+          f"devices {[d.device_kind for d in jax.devices()]}")
 
 
 def main():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from densesynth_jax.synth import jitter
 from densesynth_jax.synth.prior import fit_prior
 from densesynth_jax.train import generator as gen_lib
 
-HERE = Path(__file__).resolve().parent
+from _common import write_section
 
 
 def main() -> None:
@@ -56,13 +55,8 @@ def main() -> None:
           f"{gen.z_dim}; jax {jax.__version__} `{jax.default_backend()}`, {os.cpu_count()} cores")
   print(line)
   if not a.no_record:
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    section = (f"## Synthesis\n\n`python benchmarks/bench_synth.py --generator=... --identities "
-               f"{a.identities}` on {datetime.date.today()}: {line}.\n")
-    pat = re.compile(r"## Synthesis\n.*?(?=\n## |\Z)", re.S)
-    text = pat.sub(section, text) if pat.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text)
+    write_section(f"## Synthesis\n\n`python benchmarks/bench_synth.py --generator=... --identities "
+                  f"{a.identities}` on {datetime.date.today()}: {line}.\n")
 
 
 if __name__ == "__main__":
