@@ -1,14 +1,28 @@
 """Results in the paper's layout: rows = ranker × method, columns = attributes, best in bold.
 
 A *cell* is one trained and evaluated (ranker, method, attribute, seed); its record holds the
-accuracy on every test set. `summarize` reduces cells to mean ± std over seeds; `markdown_tables`
-writes one table per test set (the paper's Tables I and IV); `csv_rows` flattens the summary.
+accuracy on every test set. The seed is a *replicate*: it redraws the sparse real training pairs
+and every random choice of training, while the test sets stay fixed. So methods are compared
+*paired*: a method's accuracy minus the reference method's (`real`) of the same ranker, attribute
+and replicate, which removes the replicate-to-replicate variation both share.
+
+`summarize` reduces cells to, per test set / ranker / method / attribute:
+  * `mean`, `std` (SAMPLE std, ddof=1; 0.0 for one replicate), `n`, `seeds` over replicates;
+  * `diff` (every row but the reference's own): the mean paired difference to the reference
+    (`paired_interval`) with a two-sided 95% t-interval, its `n` (the replicates both have) and
+    `sign` ("+" / "-" if the interval lies above / below 0, else "0"). The `classifier` ranker,
+    which has no `real` of its own, is compared to the `real` of a reference ranker (by default
+    the first ranker with a `real`). Undefined bounds (one common replicate) are None, so the
+    summary is plain JSON.
+`markdown_tables` writes one table per test set (the paper's Tables I and IV), each cell
+`mean ± std (Δ +d [lo, hi])`, `*` after an interval excluding 0; `csv_text` flattens the summary.
 
 `combine_runs` pools the cells of several finished runs, e.g. the 10 splits of UT-Zap50K-1:
 
   python -m densesynth_jax.experiments.tables runs/zap50k_1/split* --out=runs/zap50k_1
 
-writes `results.{json,md,csv}` with mean ± std over every (run, seed) of each row and column.
+writes `results.{json,md,csv}` with mean ± std over every (run, seed) of each row and column,
+the differences paired by (run, seed).
 """
 
 from __future__ import annotations
@@ -16,26 +30,113 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import math
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
+from scipy import stats
+
+REFERENCE = "real"  # the default reference method of the paired differences
+CLASSIFIER = "classifier"  # the ranker (and method) with no `real` of its own
 
 
-def summarize(cells: Iterable[Mapping], test_sets: Sequence[str]) -> dict:
-  """Cells -> {test_set: {ranker: {method: {attribute: {mean, std, n, seeds}}}}} (accuracy in %)."""
+def paired_interval(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> dict:
+  """Mean of the paired differences x - y with a two-sided t-interval.
+
+  Returns {mean, lo, hi, n, sign}: lo/hi = mean ∓ t.ppf((1 + confidence) / 2, n - 1) · sd / √n
+  (sd with ddof=1); with n == 1 the interval is undefined: lo = -inf, hi = +inf. sign is "+" if
+  lo > 0, "-" if hi < 0, else "0" (the interval contains 0).
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  if x.ndim != 1 or x.shape != y.shape or not len(x):
+    raise ValueError(f"paired_interval needs two equally long non-empty 1-d sequences, got "
+                     f"shapes {x.shape} and {y.shape}")
+  if not 0.0 < confidence < 1.0:
+    raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+  d = x - y
+  n, mean = len(d), float(d.mean())
+  if n > 1:
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1) * d.std(ddof=1) / math.sqrt(n))
+    lo, hi = mean - half, mean + half
+  else:
+    lo, hi = -math.inf, math.inf
+  sign = "+" if lo > 0 else "-" if hi < 0 else "0"
+  return dict(mean=mean, lo=lo, hi=hi, n=n, sign=sign)
+
+
+def replicate_key(cell: Mapping) -> Hashable:
+  """The default pairing key: (run, seed) for pooled cells (they carry `run`), else the seed."""
+  return (str(cell["run"]), int(cell["seed"])) if "run" in cell else int(cell["seed"])
+
+
+def _json_float(v: float) -> float | None:
+  return float(v) if math.isfinite(v) else None
+
+
+def _by_key(cs: Sequence[Mapping], key: Callable[[Mapping], Hashable]) -> dict:
+  out: dict = {}
+  for c in cs:
+    k = key(c)
+    if k in out:
+      raise ValueError(f"two cells of ranker={c['ranker']} method={c['method']} "
+                       f"attribute={c['attribute']} share the replicate {k!r}: cannot pair them")
+    out[k] = c
+  return out
+
+
+def summarize(cells: Iterable[Mapping], test_sets: Sequence[str], reference: str = REFERENCE, *,
+              reference_ranker: str | None = None,
+              shared_reference_rankers: Sequence[str] = (CLASSIFIER,),
+              pair_key: Callable[[Mapping], Hashable] = replicate_key) -> dict:
+  """Cells -> {test_set: {ranker: {method: {attribute: {mean, std, n, seeds[, diff]}}}}} (in %).
+
+  std is the sample std (ddof=1) over the replicates, 0.0 for one. diff = {ref, ref_ranker, mean,
+  lo, hi, n, sign}: `paired_interval` of the row against the `reference` method's row of the same
+  ranker and attribute, matched by `pair_key` (default `replicate_key`; only replicates in both
+  count), 95% t-interval, None for undefined (n == 1) bounds. The reference row has no diff, nor
+  has a row without a reference row or without common replicates. A ranker of
+  `shared_reference_rankers` with no reference row of its own (the classifier) is compared to
+  that of `reference_ranker` (default: the first ranker, in the order the cells come, that has a
+  `reference` cell).
+  """
+  cells = list(cells)
   groups: dict = collections.defaultdict(list)
   for c in cells:
     groups[(c["ranker"], c["method"], c["attribute"])].append(c)
+  with_ref = list(dict.fromkeys(c["ranker"] for c in cells if c["method"] == reference))
+  if reference_ranker is None:
+    reference_ranker = with_ref[0] if with_ref else None
+  elif reference_ranker not in with_ref:
+    raise ValueError(f"reference_ranker {reference_ranker!r} has no {reference!r} cells; rankers "
+                     f"with one: {with_ref}")
   out: dict = {t: {} for t in test_sets}
   for (ranker, method, attribute), cs in groups.items():
     cs = sorted(cs, key=lambda c: c["seed"])
     for t in test_sets:
       acc = np.asarray([100.0 * c["accuracy"][t] for c in cs], np.float64)
       out[t].setdefault(ranker, {}).setdefault(method, {})[attribute] = dict(
-          mean=float(acc.mean()), std=float(acc.std()), n=len(acc),
-          seeds=[int(c["seed"]) for c in cs])
+          mean=float(acc.mean()), std=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+          n=len(acc), seeds=[int(c["seed"]) for c in cs])
+    if method == reference:
+      continue
+    ref_ranker = ranker
+    if (ranker, reference, attribute) not in groups and ranker in shared_reference_rankers:
+      ref_ranker = reference_ranker
+    ref_cs = groups.get((ref_ranker, reference, attribute))
+    if not ref_cs:
+      continue
+    own, ref = _by_key(cs, pair_key), _by_key(ref_cs, pair_key)
+    common = [k for k in own if k in ref]
+    if not common:
+      continue
+    for t in test_sets:
+      d = paired_interval([100.0 * own[k]["accuracy"][t] for k in common],
+                          [100.0 * ref[k]["accuracy"][t] for k in common])
+      out[t][ranker][method][attribute]["diff"] = dict(
+          ref=reference, ref_ranker=ref_ranker, mean=_json_float(d["mean"]),
+          lo=_json_float(d["lo"]), hi=_json_float(d["hi"]), n=d["n"], sign=d["sign"])
   return out
 
 
@@ -46,13 +147,34 @@ def _row_order(summary_t: Mapping, rankers: Sequence[str], methods: Sequence[str
         yield r, m
 
 
+def _signed(x: float) -> str:
+  s = f"{x:+.2f}"
+  return "+0.00" if s == "-0.00" else s.replace("-", "\u2212")
+
+
+def diff_text(diff: Mapping | None) -> str:
+  """A cell's difference: ` (Δ +1.23 [−0.50, +2.96])` (U+2212 minus), `*` before `)` if the
+  interval excludes 0; ` (Δ +1.23)` without an interval (one common replicate); "" without."""
+  if not diff or diff.get("mean") is None:
+    return ""
+  if diff.get("lo") is None or diff.get("hi") is None:
+    return f" (Δ {_signed(diff['mean'])})"
+  star = "*" if diff["sign"] != "0" else ""
+  return f" (Δ {_signed(diff['mean'])} [{_signed(diff['lo'])}, {_signed(diff['hi'])}]{star})"
+
+
 def markdown_table(summary_t: Mapping, rankers: Sequence[str], methods: Sequence[str],
-                   attributes: Sequence[str]) -> str:
-  """One table; the best mean of each column (ties included) in bold."""
+                   attributes: Sequence[str], reference_rows: Sequence[str] = ()) -> str:
+  """One table; cells `mean ± std` (std only for n > 1) + `diff_text`.
+
+  The best mean of each column (ties included) is in bold; the methods of `reference_rows` (e.g.
+  an oracle generator) are named `<method> (reference)` and not candidates for the bold.
+  """
   rows = list(_row_order(summary_t, rankers, methods))
   best = {}
   for a in attributes:
-    means = [summary_t[r][m][a]["mean"] for r, m in rows if a in summary_t[r][m]]
+    means = [summary_t[r][m][a]["mean"] for r, m in rows
+             if a in summary_t[r][m] and m not in reference_rows]
     best[a] = max(means) if means else None
   lines = ["| ranker | method | " + " | ".join(attributes) + " |",
            "|---|---|" + "---|" * len(attributes)]
@@ -64,43 +186,71 @@ def markdown_table(summary_t: Mapping, rankers: Sequence[str], methods: Sequence
         vals.append("–")
         continue
       s = f"{v['mean']:.2f}" + (f" ± {v['std']:.2f}" if v["n"] > 1 else "")
-      vals.append(f"**{s}**" if np.isclose(v["mean"], best[a]) else s)
-    lines.append(f"| {r} | {m} | " + " | ".join(vals) + " |")
+      if best[a] is not None and m not in reference_rows and np.isclose(v["mean"], best[a]):
+        s = f"**{s}**"
+      vals.append(s + diff_text(v.get("diff")))
+    name = f"{m} (reference)" if m in reference_rows else m
+    lines.append(f"| {r} | {name} | " + " | ".join(vals) + " |")
   return "\n".join(lines)
+
+
+def _heading(summary_t: Mapping, over: str) -> str:
+  entries = [(r, v) for r, by_m in summary_t.items() for by_a in by_m.values()
+             for v in by_a.values()]
+  ns = sorted({int(v["n"]) for _, v in entries}) or [0]
+  n = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+  text = f"mean ± std over {n} {over}"
+  diffs = [(r, v["diff"]) for r, v in entries if v.get("diff")]
+  if diffs:
+    refs = ", ".join(f"`{x}`" for x in dict.fromkeys(d["ref"] for _, d in diffs))
+    text += (f"; Δ = paired difference to {refs} (same ranker, same replicate) with a 95% "
+             f"t-interval; * = interval excludes 0")
+    borrowed = dict.fromkeys((r, d["ref"], d["ref_ranker"]) for r, d in diffs
+                             if d.get("ref_ranker", r) != r)
+    for r, ref, ref_r in borrowed:
+      text += f"; `{r}` rows: Δ to `{ref}` of `{ref_r}`"
+  return text
 
 
 def markdown_tables(summary: Mapping, rankers: Sequence[str], methods: Sequence[str],
                     attributes: Sequence[str], title: str = "", notes: str = "",
-                    over: str = "seed(s)") -> str:
+                    over: str = "replicate(s)", reference_rows: Sequence[str] = ()) -> str:
+  """One `markdown_table` per test set under a heading naming the statistics."""
   parts = [f"# {title}" if title else "# Results", ""]
   if notes:
     parts += [notes, ""]
   for t, summary_t in summary.items():
-    n_seeds = max((v["n"] for r in summary_t.values() for m in r.values() for v in m.values()),
-                  default=0)
-    parts += [f"## Test set `{t}`: pairwise accuracy (%) on ordered pairs, mean ± std over "
-              f"{n_seeds} {over}", "",
-              markdown_table(summary_t, rankers, methods, attributes), ""]
+    parts += [f"## Test set `{t}`: pairwise accuracy (%) on ordered pairs, "
+              f"{_heading(summary_t, over)}", "",
+              markdown_table(summary_t, rankers, methods, attributes, reference_rows), ""]
   return "\n".join(parts)
 
 
 def csv_text(summary: Mapping) -> str:
+  """One line per (test set, ranker, method, attribute); diff_* empty without a diff / bound."""
+  num = lambda x: "" if x is None else f"{x:.4f}"
   buf = io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
-  w.writerow(["test_set", "ranker", "method", "attribute", "mean", "std", "n"])
+  w.writerow(["test_set", "ranker", "method", "attribute", "mean", "std", "n",
+              "diff_mean", "diff_lo", "diff_hi", "diff_n"])
   for t, by_r in summary.items():
     for r, by_m in by_r.items():
       for m, by_a in by_m.items():
         for a, v in by_a.items():
-          w.writerow([t, r, m, a, f"{v['mean']:.4f}", f"{v['std']:.4f}", v["n"]])
+          d = v.get("diff") or {}
+          w.writerow([t, r, m, a, f"{v['mean']:.4f}", f"{v['std']:.4f}", v["n"],
+                      num(d.get("mean")), num(d.get("lo")), num(d.get("hi")), d.get("n", "")])
   return buf.getvalue()
 
 
-def combine_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
+def combine_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                 reference_rows: Sequence[str] = ()) -> dict:
   """Pools the cells of finished runs (their results.json) into one summary written to out_dir.
 
   Every run must have the same test sets; a (ranker, method, attribute) row's mean ± std is
-  over all the runs' seeds (e.g. the protocol's splits). Raises naming a run without results.
+  over all the runs' seeds (e.g. the protocol's splits), its diff paired by (run, seed): each
+  cell gets its run folder as `run`. `reference_rows` as in `markdown_table`. Raises naming a run
+  without results.
   """
   from densesynth_jax import io as io_lib
   runs = [Path(d) for d in run_dirs]
@@ -119,11 +269,11 @@ def combine_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     cells += [dict(c, run=str(d)) for c in res["cells"]]
   summary = summarize(cells, test_sets)
   order = lambda key: list(dict.fromkeys(c[key] for c in cells))
-  rankers = [r for r in order("ranker") if r != "classifier"] + ["classifier"]
+  rankers = [r for r in order("ranker") if r != CLASSIFIER] + [CLASSIFIER]
   md = markdown_tables(summary, rankers, order("method"), order("attribute"),
                        title=f"Results over {len(runs)} runs",
                        notes="Runs: " + ", ".join(f"`{d}`" for d in runs),
-                       over="runs × seeds")
+                       over="runs × seeds", reference_rows=reference_rows)
   out = Path(out_dir)
   io_lib.write_json(out / "results.json", dict(runs=[str(d) for d in runs], test_sets=test_sets,
                                                summary=summary, cells=cells))
