@@ -129,3 +129,30 @@ def test_store_roundtrip_and_reuse(tmp_path):
   (tmp_path / "smiling" / "synth.npz").write_bytes(b"junk")
   with pytest.raises(ValueError, match="synth.npz"):
     store.load(tmp_path / "smiling")
+
+
+def test_clip_range_policy_keeps_strengths_in_the_training_range():
+  _, _, p = _prior(500)
+  lo, hi = p.range
+  np.testing.assert_allclose(lo, _prior(500)[0].min(0), rtol=1e-6)
+  s = jitter.synthesize(fake_render, p, "smiling", _cfg(num_identities=40, num_pairs=60,
+                                                          range_policy="clip", min_gap=0.5))
+  y = s.images.strengths
+  assert np.all(y >= lo - 1e-6) and np.all(y <= hi + 1e-6)
+  # Pairs closer than min_gap·δσ after clipping are not used; labels follow the clipped strengths.
+  d = y[s.pairs.a, 0] - y[s.pairs.b, 0]
+  assert np.all(np.abs(d) >= 0.5 * 2.0 * p.sigma[0] - 1e-5)
+  np.testing.assert_array_equal(s.pairs.label, np.sign(d))
+  assert s.info["range_policy"] == "clip" and s.info["min_gap"] == 0.5
+  # The paper's policy uses y ± δσ as drawn, outside the range too.
+  paper = jitter.synthesize(fake_render, p, "smiling", _cfg(num_identities=40))
+  assert (paper.images.strengths[:, 0] > hi[0]).any() or (paper.images.strengths[:, 0] < lo[0]).any()
+  with pytest.raises(ValueError, match="range_policy"):
+    jitter.synthesize(fake_render, p, "smiling", _cfg(range_policy="wrap"))
+
+
+def test_identity_pairs_min_diff_drops_close_candidates():
+  strength = np.array([0.0, 0.1, 0.9, 0.5, 0.5, 0.6, 0.0, 0.4, 0.8], np.float32)
+  a, b, label, kind = jitter.identity_pairs(strength, np.random.default_rng(0), 12, 0.5,
+                                            min_diff=0.3)
+  assert np.all(np.abs(strength[a] - strength[b]) >= 0.3) and 0 < len(a) < 12

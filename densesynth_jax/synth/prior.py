@@ -10,6 +10,10 @@ regularised by shrinking it towards its own diagonal and adding a small ridge:
 which keeps every correlation strictly inside (−1, 1) and the smallest eigenvalue ≥ ε·mean
 variance, so the Cholesky factor always exists. σ_A, the step of the ±δσ_A tweak, is the
 UNREGULARISED standard deviation of attribute A over the training images, as in the paper.
+
+The prior also keeps each attribute's training RANGE [lo, hi] (min and max over the training
+images): a generator has only seen strengths inside it, and `clip` keeps a jittered identity there
+(see `synth/jitter.py`'s `range_policy`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class AttributePrior:
     z_dim: size of the generator's latent z.
     shrinkage, ridge: the regularisation used (see the module docstring).
     num_images: how many training images the prior was fitted on.
+    lo, hi: float32 (A,) the smallest and largest training strength of each attribute.
   """
   mean: np.ndarray
   cov: np.ndarray
@@ -43,6 +48,8 @@ class AttributePrior:
   shrinkage: float
   ridge: float
   num_images: int
+  lo: np.ndarray | None = None
+  hi: np.ndarray | None = None
 
   def index(self, name: str) -> int:
     if name not in self.names:
@@ -52,13 +59,26 @@ class AttributePrior:
   def to_arrays(self) -> dict[str, np.ndarray]:
     return dict(mean=self.mean, cov=self.cov, sigma=self.sigma, names=np.asarray(self.names),
                 z_dim=np.asarray(self.z_dim), shrinkage=np.asarray(self.shrinkage),
-                ridge=np.asarray(self.ridge), num_images=np.asarray(self.num_images))
+                ridge=np.asarray(self.ridge), num_images=np.asarray(self.num_images),
+                lo=self.range[0], hi=self.range[1])
+
+  @property
+  def range(self) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) float32 (A,): the training range (unbounded when the prior did not record it)."""
+    inf = np.full(len(self.names), np.inf, np.float32)
+    return (-inf if self.lo is None else self.lo, inf if self.hi is None else self.hi)
+
+  def clip(self, y: np.ndarray) -> np.ndarray:
+    """y (..., A) with every strength clipped into its attribute's training range."""
+    lo, hi = self.range
+    return np.clip(np.asarray(y, np.float32), lo, hi).astype(np.float32)
 
   @classmethod
   def from_arrays(cls, d: dict[str, np.ndarray]) -> "AttributePrior":
     return cls(d["mean"].astype(np.float32), d["cov"].astype(np.float32),
                d["sigma"].astype(np.float32), tuple(str(n) for n in d["names"]),
-               int(d["z_dim"]), float(d["shrinkage"]), float(d["ridge"]), int(d["num_images"]))
+               int(d["z_dim"]), float(d["shrinkage"]), float(d["ridge"]), int(d["num_images"]),
+               *(d[k].astype(np.float32) if k in d else None for k in ("lo", "hi")))
 
 
 def fit_prior(strengths: np.ndarray, names: Sequence[str], z_dim: int, *,
@@ -88,7 +108,8 @@ def fit_prior(strengths: np.ndarray, names: Sequence[str], z_dim: int, *,
   np.linalg.cholesky(reg)  # raises LinAlgError if the regularisation were ever insufficient
   return AttributePrior(mean.astype(np.float32), reg.astype(np.float32),
                         sigma.astype(np.float32), tuple(names), int(z_dim), float(shrinkage),
-                        float(ridge), len(y))
+                        float(ridge), len(y), y.min(0).astype(np.float32),
+                        y.max(0).astype(np.float32))
 
 
 def sample_identities(key: jax.Array, prior: AttributePrior, n: int
