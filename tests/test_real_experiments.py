@@ -19,6 +19,17 @@ def test_category_order_pairs_join_two_categories_and_order_them():
     shoes_open.category_order_pairs(rank, np.arange(20), 5, np.random.default_rng(0), "open")
 
 
+def _check_replicate(cfg, d, name):
+  """A replicate redraws the train pairs (same budget, same split) and keeps every other set."""
+  from densesynth_jax.data import registry
+  r = registry.replicate_domain(cfg, d, 1)
+  t0, t1 = d.pairs[name]["train"], r.pairs[name]["train"]
+  assert len(t1) == len(t0) and np.isin(t1.a, d.splits["train"]).all()
+  assert not np.array_equal(t0.a, t1.a)
+  assert all(r.pairs[name][s] is p for s, p in d.pairs[name].items() if s != "train")
+  return r
+
+
 @pytest.mark.real_data
 def test_official_open_labels_agree_with_the_category_order(data_dir):
   """The docstring's claim: UT-Zap50K's crowd orders 98.7% of cross-category pairs this way."""
@@ -45,6 +56,7 @@ def test_shoes_open_domain(data_dir):
     assert np.isin(p.a, d.splits[split]).all() and np.isin(p.b, d.splits[split]).all()
   sandal = d.binary["open"].astype(bool)
   assert sandal.sum() == 200  # the first 200 sandals
+  _check_replicate(cfg, d, "open")
   t = pairs["test"]
   # A sandal always wins; a boot always loses.
   assert (t.label[sandal[t.a]] == 1).all() and (t.label[sandal[t.b]] == -1).all()
@@ -78,6 +90,9 @@ def test_celeba_jaffe_domain(data_dir):
   # JAFFE images are grey (repeated channels).
   jaffe = d.images.images[n:]
   assert (jaffe[..., 0] == jaffe[..., 1]).all()
+  r = _check_replicate(cfg, d, "smiling")
+  p = r.pairs["smiling"]["train"]
+  np.testing.assert_array_equal(p.label, np.where(smile[p.a] == 1, 1, -1))
 
 
 @pytest.mark.real_data

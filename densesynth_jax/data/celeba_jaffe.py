@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax.data import celeba, jaffe
-from densesynth_jax.types import Domain, ImageSet
+from densesynth_jax.types import Domain, ImageSet, PairSet
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -109,3 +109,18 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
       build_seconds=round(time.perf_counter() - t0, 3))
   return Domain("celeba_jaffe", images, splits, {name: pairs}, info, binary)
 
+
+
+def redraw_train_pairs(cfg: ml_collections.ConfigDict, domain: Domain, replicate: int
+                       ) -> dict[str, PairSet]:
+  """Replicate `replicate`'s train pairs: the same budget of CelebA category-level pairs among
+  the CelebA train images, drawn with the stream (pair_seed, replicate); replicate 0 keeps the
+  domain's own."""
+  name = cfg.attribute_name
+  if int(replicate) == 0:
+    return {name: domain.pairs[name]["train"]}
+  labels = np.asarray(domain.binary[name])[:, None], (cfg.attribute,)
+  rng = np.random.default_rng([int(cfg.pair_seed), int(replicate)])
+  p = celeba.category_pairs(domain, cfg.attribute, "train", int(cfg.train_pairs), rng,
+                            labels=labels)
+  return {name: dataclasses.replace(p, attribute=name)}

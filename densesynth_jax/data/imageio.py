@@ -49,6 +49,8 @@ import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
@@ -361,3 +363,18 @@ def duplicate_files(paths: Sequence[str | os.PathLike]) -> list[list[str]]:
       raise FileNotFoundError(f"missing image file: {p}") from None
     groups.setdefault(digest, []).append(str(p))
   return [g for g in groups.values() if len(g) > 1]
+
+
+def resize_images(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
+  """uint8 (N, H, W, C) -> (N, size, size, C), antialiased linear resampling, chunk by chunk.
+
+  Used wherever images must meet at one side: the generator's input, and the paper's resolution
+  rule (real images downsized to the synthetic ones', `data/registry.resize_domain`).
+  """
+  if images.shape[1] == size and images.shape[2] == size:
+    return images
+  fn = jax.jit(lambda x: jnp.clip(jnp.round(jax.image.resize(
+      x.astype(jnp.float32), (x.shape[0], size, size, x.shape[-1]), "linear", antialias=True)),
+      0, 255).astype(jnp.uint8))
+  return np.concatenate([np.asarray(fn(images[i:i + chunk]))
+                         for i in range(0, len(images), chunk)])

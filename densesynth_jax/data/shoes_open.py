@@ -98,3 +98,17 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
               pair_rule="pairs of two different categories, ordered Sandal > Shoe > Boot")
   return dataclasses.replace(base, name="shoes_open", pairs={name: pairs}, info=info,
                              binary={name: sandal})
+
+
+def redraw_train_pairs(cfg: ml_collections.ConfigDict, domain: Domain, replicate: int
+                       ) -> dict[str, PairSet]:
+  """Replicate `replicate`'s train pairs: the same budget of cross-category pairs among the train
+  images, drawn with the stream (pair_seed, replicate); replicate 0 keeps the domain's own."""
+  name = cfg.attribute_name
+  if int(replicate) == 0:
+    return {name: domain.pairs[name]["train"]}
+  rank_of = np.asarray([OPENNESS.index(c) for c in shoes.CATEGORIES])
+  rank = rank_of[np.asarray(domain.images.groups)]
+  rng = np.random.default_rng([int(cfg.pair_seed), int(replicate)])
+  return {name: category_order_pairs(rank, domain.splits["train"], int(cfg.train_pairs), rng,
+                                     name)}

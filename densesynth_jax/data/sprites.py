@@ -272,6 +272,25 @@ def render(params: Mapping[str, np.ndarray], image_size: int = 64, chunk: int = 
 # ---------------------------------------------------------------------------------------------
 # Sampling identities, styles and expressions.
 
+# Nuisance style of an identity: each scalar is lo + (hi - lo)·u, u uniform on [0, 1); keys in
+# the order `style_from_uniform` reads its columns. Position, scale, rotation and lighting spreads
+# are multiplied by the `nuisance` factor (see `sample_identities`).
+STYLE_RANGES = (("dx", -0.08, 0.08, 1), ("dy", -0.06, 0.06, 1), ("scale", -0.07, 0.07, 1),
+                ("rotation", -0.12, 0.12, 1), ("background", 0.15, 0.92, 3),
+                ("shirt", 0.1, 0.9, 3), ("gain", -0.18, 0.12, 1),
+                ("light_angle", 0.0, 2 * np.pi, 1), ("light_strength", 0.0, 0.25, 1))
+STYLE_DIM = sum(width for *_, width in STYLE_RANGES)  # 13 uniform numbers per identity
+
+
+def _style(draw, nuisance: float) -> dict[str, np.ndarray]:
+  """The nuisance style from `draw(key, lo, hi, width)` -> float32 (num,) or (num, width)."""
+  d = {key: draw(key, lo, hi, width) for key, lo, hi, width in STYLE_RANGES}
+  return dict(dx=nuisance * d["dx"], dy=nuisance * d["dy"],
+              scale=0.98 * (1.0 + nuisance * d["scale"]), rotation=nuisance * d["rotation"],
+              background=d["background"], shirt=d["shirt"], gain=1.0 + nuisance * d["gain"],
+              light_angle=d["light_angle"], light_strength=nuisance * d["light_strength"])
+
+
 def sample_identities(rng: np.random.Generator, num: int, nuisance: float = 1.0
                       ) -> dict[str, np.ndarray]:
   """Appearance and nuisance style of `num` identities.
@@ -282,15 +301,24 @@ def sample_identities(rng: np.random.Generator, num: int, nuisance: float = 1.0
   """
   u = lambda lo, hi, shape=(num,): rng.uniform(lo, hi, shape).astype(np.float32)
   style = {a: u(0.0, 1.0) for a in APPEARANCE}
-  style.update(
-      dx=nuisance * u(-0.08, 0.08), dy=nuisance * u(-0.06, 0.06),
-      scale=0.98 * (1.0 + nuisance * u(-0.07, 0.07)),
-      rotation=nuisance * u(-0.12, 0.12),
-      background=u(0.15, 0.92, (num, 3)), shirt=u(0.1, 0.9, (num, 3)),
-      gain=1.0 + nuisance * u(-0.18, 0.12),
-      light_angle=u(0.0, 2 * np.pi),
-      light_strength=nuisance * u(0.0, 0.25))
+  style.update(_style(lambda key, lo, hi, w: u(lo, hi, (num, w) if w > 1 else (num,)), nuisance))
   return style
+
+
+def style_from_uniform(u: np.ndarray, nuisance: float = 1.0) -> dict[str, np.ndarray]:
+  """The nuisance style of identities given as uniform numbers u (num, STYLE_DIM) in [0, 1].
+
+  The same ranges as `sample_identities`, read from u's columns in `STYLE_RANGES` order: the
+  oracle generator (synth/oracle.py) maps a latent z to a style through u = Φ(z).
+  """
+  u = np.asarray(u, np.float32)
+  if u.ndim != 2 or u.shape[1] != STYLE_DIM:
+    raise ValueError(f"style_from_uniform: u must be (N, {STYLE_DIM}), got shape {u.shape}")
+  cols, start = {}, 0
+  for key, _, _, width in STYLE_RANGES:
+    cols[key] = u[:, start:start + width] if width > 1 else u[:, start]
+    start += width
+  return _style(lambda key, lo, hi, w: (lo + (hi - lo) * cols[key]).astype(np.float32), nuisance)
 
 
 def jitter_style(rng: np.random.Generator, style: Mapping[str, np.ndarray], identity: np.ndarray,
@@ -537,6 +565,30 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
+def domain_params(cfg: ml_collections.ConfigDict
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+  """The render parameters of the domain's images, their identity ids and the splits.
+
+  A pure function of the data config (no rendering): identity-major, train identities first,
+  then val, then test. Returns (params for `render`, groups int64 (N,), split -> indices).
+  """
+  counts = dict(train=int(cfg.num_train_identities), val=int(cfg.num_val_identities),
+                test=int(cfg.num_test_identities))
+  k = int(cfg.images_per_identity)
+  parts, groups, splits, first = [], [], {}, 0
+  for s, (split, num) in enumerate(counts.items()):
+    params, identity = sample_sprites(
+        np.random.default_rng([int(cfg.seed), 0, s]), num, k, clustered=split != "test",
+        nuisance=float(cfg.nuisance), cluster_sd=float(cfg.cluster_sd),
+        uniform_fraction=float(cfg.uniform_fraction))
+    parts.append(params)
+    groups.append(identity + first)
+    splits[split] = np.arange(first * k, (first + num) * k, dtype=np.int64)
+    first += num
+  params = {key: np.concatenate([p[key] for p in parts]) for key in PARAM_KEYS}
+  return params, np.concatenate(groups).astype(np.int64), splits
+
+
 def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
   """Renders the sprites domain and its pairs from the data-config block `cfg`.
 
@@ -557,19 +609,10 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
   rng = lambda stream, *more: np.random.default_rng([seed, stream, *more])
 
   t0 = time.perf_counter()
-  parts, groups, splits, first = [], [], {}, 0
-  for s, (split, num) in enumerate(counts.items()):
-    params, identity = sample_sprites(
-        rng(0, s), num, k, clustered=split != "test", nuisance=float(cfg.nuisance),
-        cluster_sd=float(cfg.cluster_sd), uniform_fraction=float(cfg.uniform_fraction))
-    parts.append(params)
-    groups.append(identity + first)
-    splits[split] = np.arange(first * k, (first + num) * k, dtype=np.int64)
-    first += num
-  params = {key: np.concatenate([p[key] for p in parts]) for key in PARAM_KEYS}
-  groups = np.concatenate(groups).astype(np.int64)
+  params, groups, splits = domain_params(cfg)
   images = render(params, int(cfg.image_size), int(cfg.render_chunk))
-  render_seconds = time.perf_counter() - t0
+  print(f"[data] sprites: rendered {len(images)} images in {time.perf_counter() - t0:.1f} s",
+        flush=True)
   strengths = np.stack([params[a] for a in ATTRIBUTES], axis=1).astype(np.float32)
   imageset = ImageSet(images, np.arange(len(images), dtype=np.int64), strengths, groups,
                       ATTRIBUTES)
@@ -596,5 +639,27 @@ def build_domain(cfg: ml_collections.ConfigDict) -> Domain:
       images_per_split={k_: int(len(v)) for k_, v in splits.items()},
       attributes=list(ATTRIBUTES), paired_attributes=list(cfg.attributes),
       pairs={a: {s_: len(p) for s_, p in by.items()} for a, by in pairs.items()},
-      crowd=crowd_stats, test=test_stats, render_seconds=round(render_seconds, 3))
+      crowd=crowd_stats, test=test_stats)
   return prelabel.apply_prelabel(Domain("sprites", imageset, splits, pairs, info), cfg)
+
+
+def redraw_train_pairs(cfg: ml_collections.ConfigDict, domain: Domain, replicate: int
+                       ) -> dict[str, PairSet]:
+  """Replicate `replicate`'s sparse real TRAIN pairs: a fresh crowd-labelled draw per attribute.
+
+  Replicate 0 is the domain's own draw; replicate r > 0 draws the same budget among the same
+  train images with its own stream, labelled by a fresh simulated crowd. Images, val and test
+  pairs do not change (data/registry.replicate_domain).
+  """
+  if int(replicate) == 0:
+    return {a: domain.pairs[a]["train"] for a in cfg.attributes}
+  params, groups, splits = domain_params(cfg)  # the TRUE strengths, even under pre-labelling
+  if len(groups) != len(domain.images):
+    raise ValueError(f"sprites: the domain has {len(domain.images)} images, its config "
+                     f"describes {len(groups)}; redraw pairs with the config that built it")
+  out = {}
+  for attr in cfg.attributes:
+    rng = np.random.default_rng([int(cfg.seed), 1, EXPRESSIONS.index(attr), 0, int(replicate)])
+    out[attr], _ = crowd_labelled_pairs(rng, splits["train"], params[attr], groups,
+                                        int(cfg.train_pairs), cfg, attr, "train")
+  return out

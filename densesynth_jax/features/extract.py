@@ -42,7 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.name = "gist_lab"  # default feature (a key of FEATURES); rankers may name their own
   # GIST (see densesynth_jax/features/gist.py).
-  cfg.gist_image_size = 64  # square side images are resized to; 64 = the paper's image size
+  cfg.gist_image_size = 64  # square side images are resized to (64: the paper's); 0 = their own
   cfg.gist_orientations = (8, 8, 4)  # Gabor orientations per scale, finest first (LEAR: 960-d)
   cfg.gist_blocks = 4  # responses averaged over a gist_blocks x gist_blocks grid
   cfg.gist_fc = 4.0  # prefilter (whitening) cut-off in cycles per image (LMgist: 4)
@@ -58,8 +58,9 @@ def default_config() -> ml_collections.ConfigDict:
   return cfg
 
 
-def _gist_kwargs(cfg, gray: bool) -> dict:
-  return dict(image_size=int(cfg.gist_image_size),
+def _gist_kwargs(cfg, gray: bool, side: int) -> dict:
+  """GIST settings; gist_image_size 0 means the images' own side (`side`)."""
+  return dict(image_size=int(cfg.gist_image_size) or int(side),
               orientations=tuple(int(o) for o in cfg.gist_orientations),
               blocks=int(cfg.gist_blocks), fc=float(cfg.gist_fc),
               boundary=int(cfg.get("gist_boundary", 0)), gray=gray)
@@ -74,15 +75,15 @@ def _lab(images, cfg) -> jax.Array:
 
 def _gist_lab(images, cfg) -> jax.Array:
   return jax.numpy.concatenate(
-      [gist.gist_features(images, **_gist_kwargs(cfg, gray=False)), _lab(images, cfg)], axis=1)
+      [_gist(images, cfg), _lab(images, cfg)], axis=1)
 
 
 def _gist(images, cfg) -> jax.Array:
-  return gist.gist_features(images, **_gist_kwargs(cfg, gray=False))
+  return gist.gist_features(images, **_gist_kwargs(cfg, gray=False, side=images.shape[1]))
 
 
 def _gist_gray(images, cfg) -> jax.Array:
-  return gist.gist_features(images, **_gist_kwargs(cfg, gray=True))
+  return gist.gist_features(images, **_gist_kwargs(cfg, gray=True, side=images.shape[1]))
 
 
 def _pixels(images, cfg) -> jax.Array:
