@@ -8,6 +8,13 @@
 - `synth(attribute)`: the semantic-jitter set of the attribute, made from the run's generator
   (trained first into `<workdir>/generator` when `synth.train_generator` and it is missing),
   persisted under `<workdir>/synth/<attribute>/` and reused until its inputs change.
+- `synth_oracle(attribute)`: the same set rendered by the sprites oracle (synth/oracle.py), a
+  perfect generator: the reference row `dsynth_auto_oracle` (sprites only), under
+  `<workdir>/synth_oracle/<attribute>/`.
+- Synthetic images are rendered at the side of the run's (resized) domain images, so real and
+  synthetic images meet the rankers at one resolution. The first time a generator is used, its
+  control on identities drawn from the prior is measured for `synth.control_attributes` into
+  `<workdir>/<synth|synth_oracle>/prior_control.json` (synth/pipeline.py).
 - `verified(attribute)`: the synthetic pairs that survived verification: imported human answers
   (`verification.mode = "human"`, see synth/verify.py), or a simulated crowd
   (`verification.mode = "simulated"`) whose 5 workers perceive an independent measurement of the
@@ -54,7 +61,7 @@ class RunAssets(methods.Assets):
     self._prelabel: dict[str, np.ndarray] = {}
     self._synth: dict = {}
     self._verified: dict[str, PairSet] = {}
-    self._generator = None
+    self._generators: dict = {}
 
   # -- pre-label classifier -------------------------------------------------------------------
 
@@ -83,18 +90,33 @@ class RunAssets(methods.Assets):
 
   # -- generator and synthetic pairs ----------------------------------------------------------
 
-  def generator(self):
-    if self._generator is None:
-      from densesynth_jax.synth import pipeline
-      self._generator = pipeline.ready_generator(self.config, self.workdir)
-    return self._generator
+  def generator(self, kind: str | None = None):
+    """The run's generator (`synth.generator`) or the one named by `kind`, ready to render."""
+    from densesynth_jax.synth import pipeline
+    kind = kind or self.config.synth.generator
+    if kind not in self._generators:
+      gen = pipeline.ready_generator(self.config, self.workdir, kind,
+                                     render_size=self.domain.images.image_shape[0])
+      store_name = "synth" if kind == self.config.synth.generator else f"synth_{kind}"
+      if self.config.synth.control_attributes:
+        pipeline.prior_control(self.config, self.workdir, gen, self.domain, self.features,
+                               tuple(self.config.synth.control_attributes),
+                               store_name=store_name)
+      self._generators[kind] = gen
+    return self._generators[kind]
 
-  def synth(self, attribute: str):
-    if attribute not in self._synth:
-      from densesynth_jax.synth import pipeline
-      s = pipeline.synth_set(self.config, self.workdir, self.generator(), attribute, self.domain)
-      self._synth[attribute] = s
-    return self._synth[attribute]
+  def synth(self, attribute: str, kind: str | None = None):
+    """The synthetic set of `attribute` from the run's generator (or the one named by `kind`)."""
+    from densesynth_jax.synth import pipeline
+    kind = kind or self.config.synth.generator
+    if (kind, attribute) not in self._synth:
+      store_name = "synth" if kind == self.config.synth.generator else f"synth_{kind}"
+      self._synth[kind, attribute] = pipeline.synth_set(
+          self.config, self.workdir, self.generator(kind), attribute, self.domain, store_name)
+    return self._synth[kind, attribute]
+
+  def synth_oracle(self, attribute: str):
+    return self.synth(attribute, "oracle")
 
   def verified(self, attribute: str) -> PairSet:
     if attribute not in self._verified:

@@ -36,6 +36,9 @@ class Assets:
   def verified(self, attribute: str) -> PairSet:
     raise NotImplementedError("this run has no verified synthetic pairs")
 
+  def synth_oracle(self, attribute: str):
+    raise NotImplementedError("this run has no oracle generator (sprites only)")
+
 
 @dataclasses.dataclass(frozen=True)
 class Pool:
@@ -127,10 +130,10 @@ def pool_jitter(domain, attribute, cfg, rng, assets) -> Pool:
   return _pool(domain, concat_pairs(pairs), added)
 
 
-def _synth_pairs(assets, attribute, offset, n, rng, verified: bool) -> PairSet:
-  pairs = assets.verified(attribute) if verified else assets.synth(attribute).pairs
+def _synth_pairs(pairs: PairSet, offset: int, n: int, rng, what: str) -> PairSet:
+  """n random pairs of a synthetic PairSet (kept in order), indices shifted by `offset`."""
   if len(pairs) == 0:
-    raise ValueError(f"no {'verified ' if verified else ''}synthetic pairs for {attribute!r}")
+    raise ValueError(f"no {what} for {pairs.attribute!r}")
   take = rng.permutation(len(pairs))[:n]
   return pairs.take(np.sort(take)).offset(offset)
 
@@ -140,9 +143,19 @@ def pool_dsynth(domain, attribute, cfg, rng, assets) -> Pool:
   real = real_pairs(domain, attribute)
   n_keep = int(round(len(real) * cfg.pools.dsynth_real_fraction))
   kept = real.take(np.sort(rng.permutation(len(real))[:n_keep]))
-  synth = _synth_pairs(assets, attribute, len(domain.images), len(real) - n_keep, rng, True)
+  synth = _synth_pairs(assets.verified(attribute), len(domain.images), len(real) - n_keep, rng,
+                       "verified synthetic pairs")
   return _pool(domain, concat_pairs([kept, synth]), assets.synth(attribute).images,
                synth_available=len(assets.verified(attribute)))
+
+
+def _auto_pool(domain, attribute, cfg, rng, s) -> Pool:
+  """All real pairs plus `pools.num_synth_pairs` (or `synth_ratio` × real) pairs of SynthSet s."""
+  real = real_pairs(domain, attribute)
+  p = cfg.pools
+  n = p.num_synth_pairs if p.num_synth_pairs > 0 else int(round(p.synth_ratio * len(real)))
+  synth = _synth_pairs(s.pairs, len(domain.images), n, rng, "synthetic pairs")
+  return _pool(domain, concat_pairs([real, synth]), s.images, synth_available=len(s.pairs))
 
 
 def pool_dsynth_auto(domain, attribute, cfg, rng, assets) -> Pool:
@@ -151,12 +164,13 @@ def pool_dsynth_auto(domain, attribute, cfg, rng, assets) -> Pool:
   The number of synthetic pairs is `pools.num_synth_pairs` when positive, else
   `pools.synth_ratio` × the number of real pairs (capped by what was synthesised).
   """
-  real = real_pairs(domain, attribute)
-  p = cfg.pools
-  n = p.num_synth_pairs if p.num_synth_pairs > 0 else int(round(p.synth_ratio * len(real)))
-  synth = _synth_pairs(assets, attribute, len(domain.images), n, rng, False)
-  return _pool(domain, concat_pairs([real, synth]), assets.synth(attribute).images,
-               synth_available=len(assets.synth(attribute).pairs))
+  return _auto_pool(domain, attribute, cfg, rng, assets.synth(attribute))
+
+
+def pool_dsynth_auto_oracle(domain, attribute, cfg, rng, assets) -> Pool:
+  """DSynth-Auto with the sprites ORACLE generator (synth/oracle.py): the perfect-generator
+  reference for the learned generator's DSynth-Auto row (same prior, δ, pairs and pool size)."""
+  return _auto_pool(domain, attribute, cfg, rng, assets.synth_oracle(attribute))
 
 
 # name -> builder(domain, attribute, cfg, rng, assets) -> Pool.
@@ -166,11 +180,14 @@ METHODS: dict[str, Callable[..., Pool]] = {
     "jitter": pool_jitter,
     "dsynth": pool_dsynth,
     "dsynth_auto": pool_dsynth_auto,
+    "dsynth_auto_oracle": pool_dsynth_auto_oracle,
     # Classifier: scores come from the pre-label classifier trained on the generator's images;
     # its "pool" is the real pairs only for bookkeeping (runner.classifier ignores it).
     "classifier": pool_real,
 }
-NEEDS_SYNTH = ("dsynth", "dsynth_auto")
+NEEDS_SYNTH = ("dsynth", "dsynth_auto", "dsynth_auto_oracle")
+# Rows shown as references, not contenders: reference method -> the method it is the ceiling of.
+REFERENCE_METHODS = {"dsynth_auto_oracle": "dsynth_auto"}
 
 
 def build_pool(method: str, domain: Domain, attribute: str, cfg: ml_collections.ConfigDict,

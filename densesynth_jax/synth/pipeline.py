@@ -4,7 +4,15 @@ Everything lands under the run's workdir:
   generator/                 the CVAE run (trained here when missing and `synth.train_generator`)
   synth/<attribute>/         synth.npz, prior.npz, meta.json (synth/store.py), and after
                              verification verified.npz + verification.json (synth/verify.py)
+  synth/prior_control.json   how well the generator's ±δσ pairs of identities drawn from the
+                             prior follow their auto labels, per attribute (`prior_control`)
+  synth_oracle/<attribute>/  the same set rendered by the sprites oracle (synth/oracle.py), for the
+                             reference method `dsynth_auto_oracle`
   figures/synth_pairs_<attribute>.png
+
+`synth.generator` chooses the run's generator: "learned" (the CVAE of `config.generator`) or
+"oracle" (the sprite renderer itself, a perfect generator; sprites only). Synthetic images are
+rendered at the rankers' resolution (`render_size`, the runner's resolution rule).
 """
 
 from __future__ import annotations
@@ -29,8 +37,25 @@ def generator_dir(config: ml_collections.ConfigDict, workdir: Path) -> Path:
       Path(workdir) / "generator")
 
 
-def ready_generator(config: ml_collections.ConfigDict, workdir: Path):
-  """The run's trained generator, training it first when allowed and missing."""
+GENERATORS = ("learned", "oracle")
+
+
+def ready_generator(config: ml_collections.ConfigDict, workdir: Path, kind: str | None = None,
+                    render_size: int | None = None):
+  """The run's generator (`kind`, default `synth.generator`), rendering at `render_size`.
+
+  "learned": the trained CVAE, trained first when allowed and missing; "oracle": the sprite
+  renderer (synth/oracle.py).
+  """
+  kind = kind or config.synth.generator
+  if kind not in GENERATORS:
+    raise ValueError(f"unknown synth.generator {kind!r}; valid: {list(GENERATORS)}")
+  if kind == "oracle":
+    if config.data.name != "sprites":
+      raise ValueError(f"synth.generator 'oracle' renders sprites only; domain "
+                       f"{config.data.name!r} has no renderer")
+    from densesynth_jax.synth.oracle import SpriteOracle
+    return SpriteOracle(render_size or config.data.image_size, nuisance=config.data.nuisance)
   from densesynth_jax.train import generator as gen_lib
   gdir = generator_dir(config, workdir)
   if not gen_lib.is_trained(gdir, config.generator):
@@ -42,7 +67,7 @@ def ready_generator(config: ml_collections.ConfigDict, workdir: Path):
     from densesynth_jax import cli
     cli.write_config(config.generator, gdir)
     gen_lib.train_and_evaluate(config.generator, gdir)
-  return gen_lib.load_generator(gdir)
+  return gen_lib.load_generator(gdir, render_size=render_size)
 
 
 def generator_domain(config: ml_collections.ConfigDict, domain: Domain) -> Domain:
@@ -52,30 +77,90 @@ def generator_domain(config: ml_collections.ConfigDict, domain: Domain) -> Domai
   return load_domain(config.generator.data)
 
 
+def generator_prior(config: ml_collections.ConfigDict, domain: Domain, gen):
+  """p(y) = N(μ, Σ) fitted to the strengths of the generator's real training images."""
+  cfg = config.synth.jitter
+  gdomain = generator_domain(config, domain)
+  train = np.asarray(gdomain.splits["train"])
+  return fit_prior(gdomain.images.strengths[train], gdomain.images.attribute_names, gen.z_dim,
+                   shrinkage=cfg.prior_shrinkage, ridge=cfg.prior_ridge)
+
+
 def synth_set(config: ml_collections.ConfigDict, workdir: Path, gen, attribute: str,
-              domain: Domain) -> jitter.SynthSet:
-  """The attribute's synthetic set, made once and reused while generator and config match."""
+              domain: Domain, store_name: str = "synth") -> jitter.SynthSet:
+  """The attribute's synthetic set, made once and reused while generator and config match.
+
+  Kept in `<workdir>/<store_name>/<attribute>/`; its figure is
+  `figures/<store_name>_pairs_<attribute>.png`.
+  """
   cfg = config.synth
   gen_attr = dict(cfg.attribute_map).get(attribute, attribute)
-  folder = Path(workdir) / "synth" / attribute
-  fp = store.fingerprint(gen.fingerprint, cfg.jitter, gen_attr)
+  folder = Path(workdir) / store_name / attribute
+  fp = store.fingerprint(f"{gen.fingerprint}@{gen.render_size}", cfg.jitter, gen_attr)
 
   def make() -> jitter.SynthSet:
-    gdomain = generator_domain(config, domain)
-    train = np.asarray(gdomain.splits["train"])
-    prior = fit_prior(gdomain.images.strengths[train], gdomain.images.attribute_names, gen.z_dim,
-                      shrinkage=cfg.jitter.prior_shrinkage, ridge=cfg.jitter.prior_ridge)
-    return jitter.synthesize(gen.render, prior, gen_attr, cfg.jitter)
+    return jitter.synthesize(gen.render, generator_prior(config, domain, gen), gen_attr,
+                             cfg.jitter)
 
   s, reused = store.load_or_make(folder, fp, make)
   print(f"[synth] {attribute}: {'reused' if reused else 'made'} {len(s.pairs)} pairs from "
         f"{s.info['num_identities']} identities ({folder})", flush=True)
   if not reused and config.figures.synth:
     from densesynth_jax.synth.figures import save_synth_pairs_figure
-    save_synth_pairs_figure(Path(workdir) / "figures" / f"synth_pairs_{attribute}.png", s)
+    save_synth_pairs_figure(Path(workdir) / "figures" / f"{store_name}_pairs_{attribute}.png", s)
   if gen_attr != attribute:  # pools need the ranker's attribute name
     s = dataclasses.replace(s, pairs=dataclasses.replace(s.pairs, attribute=attribute))
   return s
+
+
+def measurement_scorer(config: ml_collections.ConfigDict, domain: Domain, attribute: str,
+                       features) -> measure.Scorer:
+  """The independent measurement of `attribute` (synth/measure.py) on the run's real images."""
+  x_dom = features.domain_features(config.verification.measure_feature)
+  return measure.fit_scorer(domain, attribute, x_dom, binary=domain.binary.get(attribute))
+
+
+def label_agreement(s: jitter.SynthSet, measured: np.ndarray) -> dict:
+  """How often the auto labels agree with the measured order: overall and per pair kind."""
+  truth = np.sign(measured[s.pairs.a] - measured[s.pairs.b])
+  ok = truth == s.pairs.label
+  out = dict(all=float(np.mean(ok)), num_pairs=int(len(ok)))
+  for name, k in (("intra", jitter.INTRA), ("inter", jitter.INTER)):
+    if np.any(s.kind == k):
+      out[name] = float(np.mean(ok[s.kind == k]))
+  return out
+
+
+def prior_control(config: ml_collections.ConfigDict, workdir: Path, gen, domain: Domain,
+                  features, attributes, num_identities: int = 300,
+                  store_name: str = "synth") -> dict:
+  """Agreement of auto labels with the independent measurement, for identities from the prior.
+
+  For every attribute: `num_identities` identities drawn from the fitted prior, their ±δσ pairs
+  made exactly as the run's (synth.jitter, same range policy), every image measured by the
+  scorer of `measurement_scorer`. Written to `<workdir>/<store_name>/prior_control.json`.
+  """
+  path = Path(workdir) / store_name / "prior_control.json"
+  cfg = config.synth.jitter.copy_and_resolve_references()
+  cfg.num_identities = int(num_identities)
+  cfg.num_pairs = 2 * int(num_identities)
+  fp = store.fingerprint(f"{gen.fingerprint}@{gen.render_size}", cfg, ",".join(attributes))
+  if path.exists() and io.read_json(path).get("fingerprint") == fp:
+    return io.read_json(path)
+  prior = generator_prior(config, domain, gen)
+  report = dict(fingerprint=fp, num_identities=int(num_identities), delta=float(cfg.delta),
+                range_policy=cfg.get("range_policy", "none"), attributes={})
+  for attribute in attributes:
+    s = jitter.synthesize(gen.render, prior, attribute, cfg)
+    scorer = measurement_scorer(config, domain, attribute, features)
+    measured = scorer(features.of(config.verification.measure_feature, s.images))
+    report["attributes"][attribute] = dict(label_agreement(s, measured), scorer=scorer.report)
+    r = report["attributes"][attribute]
+    print(f"[synth] {store_name} control of {attribute}: auto labels agree with the measurement "
+          f"on {r['all']:.1%} (intra {r.get('intra', float('nan')):.1%}, inter "
+          f"{r.get('inter', float('nan')):.1%})", flush=True)
+  io.write_json(path, report)
+  return report
 
 
 def simulated_votes(s: jitter.SynthSet, measured: np.ndarray, cfg: ml_collections.ConfigDict,
@@ -114,22 +199,16 @@ def verified_pairs(config: ml_collections.ConfigDict, workdir: Path, domain: Dom
     if report.get("synth_fingerprint") == fp and report.get("settings") == cfg.to_dict():
       v = verify.load_verification(folder)
     else:
-      x_dom = features.domain_features(cfg.measure_feature)
-      binary = None
-      if attribute in domain.binary:
-        binary = domain.binary[attribute]
-      scorer = measure.fit_scorer(domain, attribute, x_dom, binary=binary)
+      scorer = measurement_scorer(config, domain, attribute, features)
       measured = scorer(features.of(cfg.measure_feature, s.images))
       votes = simulated_votes(s, measured, cfg, int(config.synth.jitter.seed))
       v = verify.aggregate(votes, s.pairs.label, cfg.min_agreement)
-      truth = np.sign(measured[s.pairs.a] - measured[s.pairs.b])
+      agree = label_agreement(s, measured)
       v.report.update(
           mode="simulated", settings=cfg.to_dict(), synth_fingerprint=fp, scorer=scorer.report,
-          auto_label_accuracy_vs_measured=float(np.mean(truth == s.pairs.label)),
-          auto_label_accuracy_vs_measured_by_kind={
-              name: float(np.mean((truth == s.pairs.label)[s.kind == k]))
-              for name, k in (("intra", jitter.INTRA), ("inter", jitter.INTER))
-              if np.any(s.kind == k)})
+          auto_label_accuracy_vs_measured=agree["all"],
+          auto_label_accuracy_vs_measured_by_kind={k: agree[k] for k in ("intra", "inter")
+                                                   if k in agree})
       verify.save_verification(folder, v)
       r = v.report
       print(f"[verify] {attribute}: simulated crowd kept {r['kept']}/{r['num_pairs']} pairs; "
@@ -145,7 +224,11 @@ def default_config() -> ml_collections.ConfigDict:
   """The `synth` block of an experiment config."""
   cfg = ml_collections.ConfigDict()
   cfg.generator_workdir = ""  # a trained generator's workdir; "" = <workdir>/generator
+  cfg.generator = "learned"  # "learned": the CVAE of config.generator; "oracle": the sprite
+  #                            renderer itself (synth/oracle.py), a perfect generator (sprites)
   cfg.train_generator = True  # train the generator (config.generator) when it is missing
+  # Attributes whose prior-sampled control is measured into synth/prior_control.json (() = none).
+  cfg.control_attributes = ()
   cfg.attribute_map = ml_collections.ConfigDict()  # ranker attribute -> generator attribute
   cfg.jitter = jitter.default_config()  # identities, δ, pair counts, intra/inter mix
   return cfg
