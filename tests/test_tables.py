@@ -167,3 +167,17 @@ def test_combine_runs_pairs_on_run_and_seed(tmp_path):
   assert tables.replicate_key(_cell("r", "real", 4, 0.5)) == 4
   by_seed = tables.summarize(cells, ["t"], pair_key=lambda c: c["seed"])
   assert by_seed["t"]["r"]["dsynth"]["open"]["diff"]["n"] == 1
+
+
+def test_method_gaps_pair_learned_against_reference():
+  cells = []
+  for seed, (learned, oracle) in enumerate([(0.70, 0.75), (0.72, 0.78), (0.71, 0.76)]):
+    for method, acc in (("dsynth_auto", learned), ("dsynth_auto_oracle", oracle)):
+      cells.append(dict(ranker="r", method=method, attribute="smiling", seed=seed,
+                        accuracy={"t": acc}))
+  (gap,) = tables.method_gaps(cells, ["t"], [("dsynth_auto", "dsynth_auto_oracle")])
+  assert gap["n"] == 3 and gap["sign"] == "-"
+  np.testing.assert_allclose(gap["mean"], -5.333333, atol=1e-4)
+  line = tables.gaps_markdown([gap])
+  assert line.startswith("- `t`, r, smiling: dsynth_auto − dsynth_auto_oracle (Δ −5.33 [")
+  assert line.endswith("]*)")

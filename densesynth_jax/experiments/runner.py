@@ -1,7 +1,18 @@
 """The experiment runner behind `train_ranker.py`.
 
 For every (ranker, method, attribute, seed) cell the config asks for: build the method's training
-pool, train the ranker, and measure pairwise accuracy on every test set. Each finished cell is
+pool, train the ranker, and measure pairwise accuracy on every test set.
+
+- **Replicates.** A seed is a replicate: the domain's sparse real TRAIN pairs are redrawn for it
+  (`data/registry.replicate_domain`, where the domain has a rule for that) and every random
+  choice of training (pools, DeepSTN's initialisation and batches) follows it; images, val and
+  test pairs stay fixed. Tables give mean ± std over replicates and each method's paired
+  difference to Real (same ranker, same replicate) with a 95% interval (experiments/tables.py).
+- **Resolution.** The paper's rule, "We downsize real images to match the resolution of the
+  synthetic ones": the rankers see every image, real and synthetic, at `rank_image_size`, by
+  default the smaller of the domain's side and the generator's (`rank_image_size`).
+
+Each finished cell is
 written to `rankers/<ranker>/<method>/<attribute>/seed<k>.json` together with a fingerprint of the
 config that produced it, so an interrupted run resumes where it stopped and a changed config
 recomputes. At the end: `results.json`, `results.md` (the paper's table layout), `results.csv`.
@@ -22,7 +33,8 @@ import numpy as np
 import jax
 
 from densesynth_jax import io
-from densesynth_jax.data.registry import load_domain
+from densesynth_jax.data.registry import (load_domain, redraws_train_pairs, replicate_domain,
+                                          resize_domain)
 from densesynth_jax.experiments import methods as methods_lib
 from densesynth_jax.experiments import tables
 from densesynth_jax.experiments.evaluate import margin_accuracy
@@ -211,6 +223,29 @@ class FeatureCache:
     return get
 
 
+def _reproducible(info):
+  """A JSON tree without what changes from run to run (wall times, cache hits)."""
+  if isinstance(info, Mapping):
+    return {k: _reproducible(v) for k, v in info.items()
+            if not (str(k).endswith("seconds") or k == "cache_hit")}
+  if isinstance(info, (list, tuple)):
+    return [_reproducible(v) for v in info]
+  return info
+
+
+def rank_image_size(config: ml_collections.ConfigDict, domain_side: int) -> int:
+  """The side at which rankers see every image: `config.rank_image_size`, or when it is 0 the
+  paper's rule, min(domain side, the learned generator's side). The oracle renders at any side."""
+  size = int(config.get("rank_image_size", 0))
+  if size < 0:
+    raise ValueError(f"rank_image_size must be >= 0 (0: the paper's rule), got {size}")
+  if size:
+    return size
+  if config.synth.generator == "oracle":
+    return int(domain_side)
+  return min(int(domain_side), int(config.generator.model.image_size))
+
+
 def cell_list(config: ml_collections.ConfigDict) -> list[tuple[str, str, str, int]]:
   """(ranker, method, attribute, seed) for every requested cell; Classifier once per (a, s)."""
   cells = [(r, m, a, s) for r in config.rankers for m in config.methods if m != CLASSIFIER
@@ -237,6 +272,9 @@ def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
         raise KeyError(f"domain {domain.name} has no {t!r} pairs for {a!r}")
   if not len(config.seeds):
     raise ValueError("config.seeds is empty: nothing to run")
+  if "dsynth_auto_oracle" in config.methods and domain.name != "sprites":
+    raise ValueError(f"method 'dsynth_auto_oracle' needs the sprites renderer; domain "
+                     f"{domain.name!r} has none")
   if "deepstn" in config.rankers:  # a bad setting fails now, not after hours of other cells
     from densesynth_jax.train import ranker as deepstn_lib
     deepstn_lib.validate_config(config.deepstn)
@@ -263,7 +301,10 @@ def _neighbour_figure(ctx: CellContext) -> None:
 
 def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets, ranker: str,
              method: str, attribute: str, seed: int, workdir: Path) -> dict:
-  """Trains and evaluates one cell, or returns its cached record when the config is unchanged."""
+  """Trains and evaluates one cell, or returns its cached record when the config is unchanged.
+
+  `domain` is the replicate's (its train pairs drawn for `seed`).
+  """
   cell_dir = workdir / "rankers" / ranker / method / attribute
   path = cell_dir / f"seed{seed}.json"
   fp = _fingerprint(config, ranker=ranker, method=method, attribute=attribute, seed=seed)
@@ -295,9 +336,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   t_start = time.perf_counter()
   domain = load_domain(config.data)
   _check_selection(config, domain)
-  print(f"[data] domain {domain.name}: {len(domain.images)} images, "
+  side = rank_image_size(config, domain.images.image_shape[0])
+  domain = resize_domain(domain, side)
+  print(f"[data] domain {domain.name}: {len(domain.images)} images at {side}×{side}, "
         + ", ".join(f"{a}: {len(domain.pairs[a]['train'])} train pairs" for a in config.attributes),
         flush=True)
+  if not redraws_train_pairs(config.data.name) and len(config.seeds) > 1:
+    print(f"[data] domain {domain.name} keeps its train pairs fixed: replicates redraw only the "
+          f"random choices of training", flush=True)
   if config.figures.domain:
     from densesynth_jax.experiments.figures import save_domain_figures
     save_domain_figures(domain, workdir / "figures")
@@ -306,30 +352,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   from densesynth_jax.experiments.assets import RunAssets
   assets = RunAssets(config, domain, workdir, features)
   cells = cell_list(config)
+  replicates: dict[int, Domain] = {}
   records = []
   for i, (r, m, a, s) in enumerate(cells, 1):
     print(f"[cell {i}/{len(cells)}] ranker={r} method={m} attribute={a} seed={s}", flush=True)
-    rec = run_cell(config, domain, features, assets, r, m, a, s, workdir)
+    if s not in replicates:
+      replicates[s] = replicate_domain(config.data, domain, s)
+    rec = run_cell(config, replicates[s], features, assets, r, m, a, s, workdir)
     records.append(rec)
     accs = ", ".join(f"{t} {100 * v:.2f}%" for t, v in rec["accuracy"].items())
     print(f"[cell {i}/{len(cells)}] {'cached' if rec.get('cached') else 'done'}: {accs}",
           flush=True)
 
   summary = tables.summarize(records, config.test_sets)
-  results = dict(domain=domain.name, domain_info=dict(domain.info), test_sets=list(config.test_sets),
-                 summary=summary, cells=[{k: v for k, v in r.items() if k != "cached"}
-                                          for r in records],
-                 wall_seconds=round(time.perf_counter() - t_start, 1))
+  # Each reference row against the method it is the reference of (learned vs oracle generator).
+  gaps = tables.method_gaps(records, config.test_sets,
+                            [(m, r) for r, m in methods_lib.REFERENCE_METHODS.items()])
+  # Wall time is kept out of results.json so that the same config and seeds give the same bytes.
+  results = dict(domain=domain.name, domain_info=_reproducible(dict(domain.info)),
+                 test_sets=list(config.test_sets),
+                 rank_image_size=side, replicates=[int(s) for s in config.seeds],
+                 train_pairs_redrawn=redraws_train_pairs(config.data.name),
+                 summary=summary, reference_gaps=gaps,
+                 cells=[_reproducible({k: v for k, v in r.items() if k != "cached"})
+                        for r in records])
   io.write_json(workdir / "results.json", results)
+  wall = round(time.perf_counter() - t_start, 1)
+  io.write_json(workdir / "timing.json", dict(wall_seconds=wall, cells={
+      f"{r['ranker']}/{r['method']}/{r['attribute']}/seed{r['seed']}": r.get("seconds")
+      for r in records}))
+  reference_rows = [m for m in config.methods if m in methods_lib.REFERENCE_METHODS]
   md = tables.markdown_tables(summary, list(config.rankers) + [CLASSIFIER], config.methods,
-                              config.attributes,
+                              config.attributes, reference_rows=reference_rows,
                               title=f"Results: domain {domain.name}")
+  if gaps:
+    md += ("\n## Learned generator vs its reference (paired, same replicate; 95% t-interval)\n\n"
+           + tables.gaps_markdown(gaps) + "\n")
   io.write_text(workdir / "results.md", md + "\n")
   io.write_text(workdir / "results.csv", tables.csv_text(summary))
   from densesynth_jax.experiments.figures import save_accuracy_figures
   save_accuracy_figures(summary, workdir / "figures", list(config.rankers) + [CLASSIFIER],
                         config.methods, config.attributes, title=f"domain {domain.name}")
   print(md, flush=True)
-  print(f"[done] {len(cells)} cells in {results['wall_seconds']} s; results in {workdir}",
-        flush=True)
+  print(f"[done] {len(cells)} cells in {wall} s; results in {workdir}", flush=True)
   return results

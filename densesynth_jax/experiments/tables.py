@@ -140,6 +140,40 @@ def summarize(cells: Iterable[Mapping], test_sets: Sequence[str], reference: str
   return out
 
 
+def method_gaps(cells: Iterable[Mapping], test_sets: Sequence[str],
+                pairs: Sequence[tuple[str, str]], pair_key: Callable[[Mapping], Hashable] = replicate_key
+                ) -> list[dict]:
+  """Paired differences between two methods of the same ranker and attribute, e.g. the learned
+  generator's DSynth-Auto against the oracle's: one dict per (test set, ranker, attribute, pair)
+  with the `paired_interval` fields (in %), `method`, `versus`."""
+  cells = list(cells)
+  groups: dict = collections.defaultdict(list)
+  for c in cells:
+    groups[(c["ranker"], c["method"], c["attribute"])].append(c)
+  out = []
+  for (ranker, method, attribute), cs in groups.items():
+    for m, versus in pairs:
+      if method != m or (ranker, versus, attribute) not in groups:
+        continue
+      own, other = _by_key(cs, pair_key), _by_key(groups[ranker, versus, attribute], pair_key)
+      common = [k for k in own if k in other]
+      if not common:
+        continue
+      for t in test_sets:
+        d = paired_interval([100.0 * own[k]["accuracy"][t] for k in common],
+                            [100.0 * other[k]["accuracy"][t] for k in common])
+        out.append(dict(test_set=t, ranker=ranker, attribute=attribute, method=m, versus=versus,
+                        mean=_json_float(d["mean"]), lo=_json_float(d["lo"]),
+                        hi=_json_float(d["hi"]), n=d["n"], sign=d["sign"]))
+  return out
+
+
+def gaps_markdown(gaps: Sequence[Mapping]) -> str:
+  """Lines `- test_fine, ranksvm_local, smiling: dsynth_auto − dsynth_auto_oracle Δ ...`."""
+  return "\n".join(f"- `{g['test_set']}`, {g['ranker']}, {g['attribute']}: {g['method']} − "
+                   f"{g['versus']}{diff_text(g)}" for g in gaps)
+
+
 def _row_order(summary_t: Mapping, rankers: Sequence[str], methods: Sequence[str]):
   for r in rankers:
     for m in methods:
