@@ -22,6 +22,10 @@ A generator trained beforehand is reused when its config matches:
 DSynth's verification is SIMULATED (5 noisy workers perceiving an independent measure: a
 logistic classifier of CelebA's own Smiling labels on GIST + Lab features, synth/measure.py);
 `verification.mode="human"` uses answers collected with synth/verify.py instead.
+
+Resolution (the paper's rule, `rank_image_size` = 0): the rankers see every image, real and
+synthetic, at the generator's side: 32×32 with the reduced generator (the paper's faces are
+35×35), 64×64 with `:full_generator`. `--config.rank_image_size=64` keeps the real images at 64.
 """
 
 from configs import generator_celeba
@@ -39,6 +43,7 @@ def get_config(arg=None):
   if not arg.full_generator:
     reduce_generator_for_cpu(generator, num_steps=4000)  # ~16 epochs of the 8,000 train faces
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs (tables: mean ± std, Δ)
 
   config.attributes = ("smiling",)
   # JAFFE HAP pairs (margin 0.5; and 2.0: mostly smiling vs not); CelebA category pairs.
@@ -52,6 +57,7 @@ def get_config(arg=None):
   config.figures.domain = False  # the domain has no graded strengths to plot
 
   if arg.smoke:
+    config.seeds = (0,)
     config.data.celeba.limit = 600  # images 1-400 train, 401-500 val, 501-600 test
     config.data.celeba.train_last = 400
     config.data.celeba.val_last = 500

@@ -1,11 +1,15 @@
 """The embedded default: the whole pipeline on procedural "sprites" faces, no downloads.
 
-  python train_ranker.py --config=configs/demo.py            # about 14 minutes on 2 CPU cores
-  python train_ranker.py --config=configs/demo.py:smoke      # about a minute, for tests
+  python train_ranker.py --config=configs/demo.py            # 3 replicates, smiling (CPU minutes)
+  python train_ranker.py --config=configs/demo.py:full       # 5 replicates, all 3 expressions
+  python train_ranker.py --config=configs/demo.py:smoke      # a minute or two, for tests
 
 Sprites have KNOWN attribute strengths, so every number here is measured against the truth. The
-run trains a small generator into <workdir>/generator (or reuses it), synthesises ±2σ pairs per
-attribute, verifies them with a simulated crowd, and compares every method on the same real pairs.
+run trains a small generator into <workdir>/generator on its own pool of sprites (or reuses it),
+synthesises ±δσ pairs per attribute, verifies them with a simulated crowd, and compares every
+method on the same real pairs, replicate by replicate (each replicate redraws the sparse real
+training pairs). `dsynth_auto_oracle` is DSynth-Auto with the sprite renderer as a PERFECT
+generator: a reference row, the ceiling of what semantic jitter gives here.
 """
 
 from configs import generator_sprites
@@ -15,30 +19,48 @@ from densesynth_jax.data import sprites
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, smoke=False)
-  # The domain: procedural cartoon faces, clustered real strengths, simulated crowd labels. The
-  # generator is trained on the run's own real images.
+  arg = parse_arg(arg, smoke=False, full=False)
+  if arg.smoke and arg.full:
+    raise ValueError("choose one of the variants :smoke and :full")
+  # The domain: procedural cartoon faces, clustered real strengths, simulated crowd labels.
   data = sprites.default_config()
+  # The generator trains on its own, larger pool of sprites (new identities, same clustered
+  # strengths), kept apart from the sparse labelled pairs as in the paper.
   generator = generator_sprites.demo_config()
-  generator.data = data
+  generator.data = generator_sprites.generator_pool(data)
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
 
   config.rankers = ("ranksvm_local", "deepstn")  # add "ranksvm_global" for RelAttr's global one
-  # Attributes with real pairs; add "mouth_open", "eyes_open" for the other two expressions
-  # (each adds about as much time again), e.g. --config.attributes='("smiling","eyes_open")'.
+  config.methods = ("real", "real_plus", "jitter", "dsynth", "dsynth_auto",
+                    "dsynth_auto_oracle", "classifier")
+  # Attributes with real pairs; :full runs all three expressions.
   config.attributes = ("smiling",)
   config.test_sets = ("test_fine", "test_coarse")  # the domain's test PairSets to evaluate on
+  config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs and every training draw
 
-  # DeepSTN from scratch on 2 CPU cores: a few epochs, fewer test crops than the paper's 10.
+  # Semantic jitter inside the strengths the generator has seen: clip y, y ± δσ to the training
+  # range, and use only pairs whose generating strengths differ by at least one step δσ (after
+  # clipping; inter-identity pairs can be closer than that by chance). See synth/jitter.py.
+  config.synth.jitter.range_policy = "clip"
+  config.synth.jitter.min_gap = 1.0
+  config.synth.jitter.num_identities = 800  # identities per attribute
+  config.synth.jitter.num_pairs = 1200  # synthetic pairs per attribute (≥ what pools draw)
+  # Prior-sampled control of every expression -> synth/prior_control.json.
+  config.synth.control_attributes = sprites.EXPRESSIONS
+
+  # DeepSTN from scratch on 2 CPU cores at the rankers' 32×32: a few epochs, 2 test views.
+  config.deepstn.image_size = 32  # the rankers' resolution (the paper's rule, rank_image_size)
+  config.deepstn.patch_size = 16
   config.deepstn.stn_epochs = 3  # epochs of the STN-only stage
   config.deepstn.combined_epochs = 5  # epochs of the combined stage
   config.deepstn.test_crops = 2  # views summed per test image: centre + mirror (paper: 10)
-  config.synth.jitter.num_identities = 600  # identities per attribute
-  config.synth.jitter.num_pairs = 1200  # synthetic pairs per attribute (≥ what pools draw)
 
+  if arg.full:
+    config.attributes = sprites.EXPRESSIONS
+    config.seeds = (0, 1, 2, 3, 4)
   if arg.smoke:
     config.rankers = ("ranksvm_local",)
-    config.attributes = ("smiling",)
+    config.seeds = (0,)
     config.data.num_train_identities = 40
     config.data.num_val_identities = 8
     config.data.num_test_identities = 12
@@ -50,6 +72,7 @@ def get_config(arg=None):
     config.generator.data = config.data
     config.synth.jitter.num_identities = 60
     config.synth.jitter.num_pairs = 120
+    config.synth.control_attributes = ()
     config.ranksvm.k_grid = (25, 50)
     config.deepstn.stn_epochs = 1
     config.deepstn.combined_epochs = 1

@@ -27,8 +27,13 @@ def experiment_config(data: ml_collections.ConfigDict,
   config.test_sets = ()  # the domain's test PairSets to evaluate on (set by each config)
 
   config.data = data  # the domain (densesynth_jax/data/registry.py)
+  # The side (pixels) at which rankers see every image, real and synthetic. 0 = the paper's rule
+  # ("We downsize real images to match the resolution of the synthetic ones"): the smaller of the
+  # domain's side and the generator's model side (faces 35×35 and shoes 64×64 in the paper).
+  config.rank_image_size = 0
   # Image features for the RankSVM rankers (GIST, Lab histogram, pixels).
   config.features = extract.default_config()
+  config.features.gist_image_size = 0  # GIST at the images' own side (the rankers' resolution)
 
   config.ranksvm = ml_collections.ConfigDict()
   config.ranksvm.feature = "gist_lab"  # the paper's 990-d GIST + Lab (features/extract.py)

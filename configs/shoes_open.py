@@ -12,6 +12,10 @@ Synthetic pairs: the generator (configs/generator_shoes.py; here a reduced model
 trains in minutes on a CPU, `:full_generator` for the paper's size) is conditioned on the three
 category strengths and five image measures; "open" is jittered through its Sandal strength
 (±2σ: a shoe made more or less sandal-like), `synth.attribute_map`.
+
+Resolution (the paper's rule, `rank_image_size` = 0): the rankers see every image, real and
+synthetic, at the generator's side: 32×32 with the reduced generator, 64×64 (the paper's shoes)
+with `:full_generator`.
 """
 
 from configs import generator_shoes
@@ -30,6 +34,7 @@ def get_config(arg=None):
   if not arg.full_generator:
     reduce_generator_for_cpu(generator, num_steps=4000)  # ~10 epochs of the 12,000 train shoes
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs (tables: mean ± std, Δ)
 
   config.attributes = ("open",)
   config.test_sets = ("test",)
@@ -42,6 +47,7 @@ def get_config(arg=None):
   config.figures.domain = False  # "open" has no graded strength to plot
 
   if arg.smoke:
+    config.seeds = (0,)
     for block in (config.data, config.generator.data):
       block.limit = 200  # the first 200 files of each category
       block.train_last = 140  # N <= 140 train, <= 170 val, the rest test

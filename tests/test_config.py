@@ -32,10 +32,17 @@ def test_configs_are_locked_and_complete(name):
     assert key in config
 
 
-def test_demo_smoke_is_smaller():
+def test_demo_variants():
   from configs import demo
-  full, smoke = demo.get_config(), demo.get_config("smoke")
-  assert smoke.data.num_train_identities < full.data.num_train_identities
+  default, smoke, full = demo.get_config(), demo.get_config("smoke"), demo.get_config("full")
+  assert smoke.data.num_train_identities < default.data.num_train_identities
+  assert len(default.seeds) >= 3 and len(full.seeds) >= 5  # replicates (issue #10)
+  assert set(full.attributes) == {"smiling", "mouth_open", "eyes_open"}
+  assert "dsynth_auto_oracle" in default.methods and default.rank_image_size == 0
+  # The generator trains on its own pool of new identities, never the run's (test) identities.
+  assert default.generator.data.seed != default.data.seed
+  with pytest.raises(ValueError, match="choose one"):
+    demo.get_config("smoke,full")
 
 
 def _cells():
@@ -51,13 +58,18 @@ def _cells():
 def test_summary_and_markdown_table():
   summary = tables.summarize(_cells(), ["t"])
   v = summary["t"]["r"]["real"]["smiling"]
-  assert v["n"] == 2 and np.isclose(v["mean"], 85.0) and np.isclose(v["std"], 5.0)
+  assert v["n"] == 2 and np.isclose(v["mean"], 85.0) and np.isclose(v["std"], np.sqrt(50.0))
+  assert "diff" not in v  # the reference row
+  d = summary["t"]["r"]["dsynth"]["smiling"]["diff"]  # diffs -20, -40: t(.975, 1) · 14.14 / √2
+  assert d["ref"] == "real" and d["n"] == 2 and d["sign"] == "0" and np.isclose(d["mean"], -30.0)
+  assert np.isclose(d["hi"] - d["mean"], 12.7062 * 10.0, atol=1e-3)
   md = tables.markdown_tables(summary, ["r"], ["real", "dsynth"], ["smiling", "eyes_open"])
   lines = [l for l in md.splitlines() if l.startswith("| r |")]
-  assert lines[0] == "| r | real | **85.00 ± 5.00** | – |"
-  assert lines[1] == "| r | dsynth | 55.00 ± 5.00 | – |"
+  assert lines[0] == "| r | real | **85.00 ± 7.07** | – |"
+  assert lines[1] == "| r | dsynth | 55.00 ± 7.07 (Δ −30.00 [−157.06, +97.06]) | – |"
   csv = tables.csv_text(summary).splitlines()
-  assert csv[0] == "test_set,ranker,method,attribute,mean,std,n" and len(csv) == 3
+  assert csv[0] == ("test_set,ranker,method,attribute,mean,std,n,"
+                    "diff_mean,diff_lo,diff_hi,diff_n") and len(csv) == 3
 
 
 def test_combine_runs_pools_splits(tmp_path, capsys):
@@ -70,7 +82,7 @@ def test_combine_runs_pools_splits(tmp_path, capsys):
   assert tables.main([str(tmp_path / "split0"), str(tmp_path / "split1"),
                       "--out", str(tmp_path / "all")]) == 0
   md = (tmp_path / "all" / "results.md").read_text()
-  assert "| ranksvm_local | real | **70.00 ± 10.00** |" in md and "over 2 runs × seeds" in md
+  assert "| ranksvm_local | real | **70.00 ± 14.14** |" in md and "over 2 runs × seeds" in md
   assert tables.main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 1
   assert "no results.json in run folder" in capsys.readouterr().err
   assert not (tmp_path / "x").exists()

@@ -23,21 +23,32 @@ def test_demo_smoke_runs_every_method(tmp_path):
   results = json.loads((tmp_path / "results.json").read_text())
   got = {(c["ranker"], c["method"]) for c in results["cells"]}
   assert got == {("ranksvm_local", m) for m in
-                 ("real", "real_plus", "jitter", "dsynth", "dsynth_auto")} | {
+                 ("real", "real_plus", "jitter", "dsynth", "dsynth_auto", "dsynth_auto_oracle")} | {
                      ("classifier", "classifier")}
   by = {c["method"]: c for c in results["cells"]}
   n_real = by["real"]["pool"]["num_pairs"]
   assert by["dsynth"]["pool"]["pairs_by_source"]["real"] == round(n_real / 2)
   assert by["dsynth_auto"]["pool"]["pairs_by_source"] == {"real": n_real, "synth": n_real}
+  assert by["dsynth_auto_oracle"]["pool"]["pairs_by_source"] == {"real": n_real, "synth": n_real}
   assert by["jitter"]["pool"]["pairs_by_source"] == {"real": n_real, "jitter": n_real}
   # The generator ran, the synthetic set and its verification were persisted.
   gen = tmp_path / "generator"
   assert (gen / "generator_eval.json").is_file() and (gen / "figures" / "spectra_smiling.png").is_file()
+  # The paper's resolution rule: real images downsized to the generator's side (16 in :smoke),
+  # where the synthetic ones are rendered.
+  side = results["rank_image_size"]
+  assert side == 16
   s, _ = store.load(tmp_path / "synth" / "smiling")
-  assert len(s.pairs) == 120 and s.images.images.shape[1:] == (64, 64, 3)
+  assert 0 < len(s.pairs) <= 120 and s.images.images.shape[1:] == (side, side, 3)
+  oracle, _ = store.load(tmp_path / "synth_oracle" / "smiling")
+  assert oracle.images.images.shape[1:] == (side, side, 3)
+  # The oracle draws what it is asked: its clipped ±δσ pairs differ in the rendered smile.
+  assert oracle.info["range_policy"] == "clip"
   ver = json.loads((tmp_path / "synth" / "smiling" / "verification.json").read_text())
-  assert ver["mode"] == "simulated" and ver["num_votes"] == 5 * 120
+  assert ver["mode"] == "simulated" and ver["num_votes"] == 5 * len(s.pairs)
   assert 0 <= ver["auto_label_accuracy_vs_measured"] <= 1
-  for f in ("synth_pairs_smiling.png", "neighbours_smiling_dsynth_auto.png"):
+  assert "dsynth_auto_oracle (reference)" in (tmp_path / "results.md").read_text()
+  for f in ("synth_pairs_smiling.png", "synth_oracle_pairs_smiling.png",
+            "neighbours_smiling_dsynth_auto.png"):
     assert (tmp_path / "figures" / f).is_file()
   assert np.isfinite([c["accuracy"]["test_fine"] for c in results["cells"]]).all()

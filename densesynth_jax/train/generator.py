@@ -36,6 +36,7 @@ import numpy as np
 import optax
 
 from densesynth_jax import io
+from densesynth_jax.data.imageio import resize_images  # noqa: F401  (re-exported for callers)
 from densesynth_jax.data.registry import load_domain
 from densesynth_jax.models import cvae
 from densesynth_jax.synth import control
@@ -64,6 +65,7 @@ def default_train_config() -> ml_collections.ConfigDict:
   cfg.optim.b1 = 0.9  # Adam β1 (paper)
   cfg.optim.b2 = 0.999  # Adam β2 (paper)
   cfg.optim.weight_decay = 0.004  # L2 decay λ for a loss SUMMED over the batch (paper); see make_optimizer
+  cfg.optim.kl_weight = 1.0  # β of the training loss nll + β·KL (paper: 1, the plain −ELBO)
   cfg.train = ml_collections.ConfigDict()
   cfg.train.batch_size = 32  # images per step, over all devices (paper: 32)
   cfg.train.num_steps = 0  # total updates; 0 = num_epochs passes over the train split
@@ -109,17 +111,6 @@ def to_uint8(x) -> jax.Array:
   return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
 
-def resize_images(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray:
-  """uint8 (N, H, W, C) -> (N, size, size, C), antialiased linear resampling, chunk by chunk."""
-  if images.shape[1] == size and images.shape[2] == size:
-    return images
-  fn = jax.jit(lambda x: jnp.clip(jnp.round(jax.image.resize(
-      x.astype(jnp.float32), (x.shape[0], size, size, x.shape[-1]), "linear", antialias=True)),
-      0, 255).astype(jnp.uint8))
-  return np.concatenate([np.asarray(fn(images[i:i + chunk]))
-                         for i in range(0, len(images), chunk)])
-
-
 def augment_settings(cfg: ml_collections.ConfigDict) -> dict | None:
   """The augmentation keyword arguments of `cfg.train`, or None when augmentation is off."""
   if not cfg.train.augment:
@@ -129,12 +120,14 @@ def augment_settings(cfg: ml_collections.ConfigDict) -> dict | None:
 
 
 def make_update(model: cvae.CVAE, tx: optax.GradientTransformation,
-                augment: bool | Mapping[str, Any] | None = True):
+                augment: bool | Mapping[str, Any] | None = True, kl_weight: float = 1.0):
   """The pure `update(state, batch, rng) -> (state, metrics)`; jit it with the state donated.
 
   Args:
     augment: True (the paper's augmentations), False / None (none), or keyword arguments of
       `augment.augment` (flip, gain, sharpen).
+    kl_weight: β of the minimised loss nll + β·KL (1: the −ELBO). β > 1 squeezes z, so that the
+      decoder leans on y for what y describes; the logged `neg_elbo` is always the true −ELBO.
   The batch is {"images": uint8 (B, S, S, 3), "y": float32 (B, A) standardised strengths}. The
   step's key is `fold_in(rng, state.step)`. Metrics are batch means (nats per image) and global
   norms of the gradient, the parameters after the update, and the update.
@@ -160,9 +153,10 @@ def make_update(model: cvae.CVAE, tx: optax.GradientTransformation,
     def loss_fn(params):
       terms, batch_stats = cvae.elbo(model, {"params": params, "batch_stats": state.batch_stats},
                                      x, batch["y"], k_elbo, train=True)
-      return terms.neg_elbo.mean(), (terms.nll.mean(), terms.kl.mean(), batch_stats)
+      loss = (terms.nll + kl_weight * terms.kl).mean()
+      return loss, (terms.neg_elbo.mean(), terms.nll.mean(), terms.kl.mean(), batch_stats)
 
-    (loss, (nll, kl, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (_, (loss, nll, kl, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -293,7 +287,8 @@ def _programs(model_json: str, optim_json: str, batch_size: int, augment_json: s
                        init_opt(params))
     return jax.device_put(state, repl)
 
-  update = jax.jit(make_update(model, tx, json.loads(augment_json)), donate_argnums=0,
+  kl_weight = float(json.loads(optim_json).get("kl_weight", 1.0))
+  update = jax.jit(make_update(model, tx, json.loads(augment_json), kl_weight), donate_argnums=0,
                    in_shardings=(repl, shard, repl), out_shardings=(repl, repl))
   evaluate = jax.jit(make_eval(model), in_shardings=(repl, repl, shard, shard, shard, repl),
                      out_shardings=repl)
@@ -472,14 +467,14 @@ class Generator:
   """
 
   def __init__(self, workdir: Path, meta: dict, params, batch_stats, step: int,
-               batch: int = 256):
+               batch: int = 256, render_size: int | None = None):
     self.workdir, self.meta, self.step = Path(workdir), meta, int(step)
     self.attribute_names = tuple(meta["attribute_names"])
     self.model_cfg = ml_collections.ConfigDict(meta["model"])
     self.model = cvae.CVAE(self.model_cfg)
     self.z_dim = int(self.model_cfg.z_dim)
     self.image_size = int(meta["image_size"])
-    self.render_size = int(meta["render_size"])
+    self.render_size = int(render_size or meta["render_size"])
     self.y_mean = np.asarray(meta["y_mean"], np.float32)
     self.y_std = np.asarray(meta["y_std"], np.float32)
     self.fingerprint = _state_hash(meta, step, params, batch_stats)
@@ -537,12 +532,17 @@ class Generator:
     return self.render(y_raw, z)
 
 
-def load_generator(workdir: str | Path, batch: int = 256) -> Generator:
-  """The latest checkpoint of a generator run, ready to render from (raw y, z)."""
+def load_generator(workdir: str | Path, batch: int = 256, render_size: int | None = None
+                   ) -> Generator:
+  """The latest checkpoint of a generator run, ready to render from (raw y, z).
+
+  Renders come out at `render_size` (default: the side of the generator's training domain),
+  resized from the model's own side where the two differ.
+  """
   workdir = Path(workdir)
   meta = _read_meta(workdir)
   state, step = _restore(workdir, meta)
-  return Generator(workdir, meta, state.params, state.batch_stats, step, batch)
+  return Generator(workdir, meta, state.params, state.batch_stats, step, batch, render_size)
 
 
 def is_trained(workdir: str | Path, cfg: ml_collections.ConfigDict | None = None) -> bool:
