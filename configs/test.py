@@ -26,3 +26,17 @@ def get_config(arg=None):
   config.ranksvm.feature = "pixels"  # cheap features keep the end-to-end test fast
   config.ranksvm.k_grid = (10, 30)  # few candidates for local K
   return config
+
+
+def tiny_deepstn(config):
+  """`config` with the DeepSTN ranker only, at its smallest: seconds per cell on a CPU."""
+  config.rankers = ("deepstn",)
+  config.attributes = ("smiling",)
+  config.deepstn.image_size = 32
+  config.deepstn.patch_size = 16
+  config.deepstn.cnn_channels = (4, 8, 8, 8)
+  config.deepstn.stn_epochs = 1
+  config.deepstn.combined_epochs = 1
+  config.deepstn.test_crops = 2
+  config.deepstn.xla_fast_compile = True
+  return config

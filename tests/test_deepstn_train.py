@@ -224,16 +224,7 @@ def test_runner_trains_deepstn_cells_and_draws_patches(tmp_path):
   """`deepstn` as a runner ranker: margins on every test set, patch facts, both figures."""
   from configs import test as test_config
   from densesynth_jax.experiments import runner
-  config = test_config.get_config()
-  config.rankers = ("deepstn",)
-  config.attributes = ("smiling",)
-  config.deepstn.image_size = 32
-  config.deepstn.patch_size = 16
-  config.deepstn.cnn_channels = (4, 8, 8, 8)
-  config.deepstn.stn_epochs = 1
-  config.deepstn.combined_epochs = 1
-  config.deepstn.test_crops = 2
-  config.deepstn.xla_fast_compile = True
+  config = test_config.tiny_deepstn(test_config.get_config())
   results = runner.train_and_evaluate(config, tmp_path)
   (cell,) = results["cells"]
   assert set(cell["accuracy"]) == set(config.test_sets)

@@ -68,17 +68,8 @@ def test_oracle_renders_prior_identities_and_clips_strengths():
 @pytest.mark.slow
 def test_same_config_and_seeds_give_identical_results(tmp_path):
   """One small DeepSTN cell of a redrawn replicate, trained twice from scratch: same bytes."""
-  config = test_config.get_config()
-  config.rankers = ("deepstn",)
-  config.attributes = ("smiling",)
+  config = test_config.tiny_deepstn(test_config.get_config())
   config.seeds = (1,)
-  config.deepstn.image_size = 32
-  config.deepstn.patch_size = 16
-  config.deepstn.cnn_channels = (4, 8, 8, 8)
-  config.deepstn.stn_epochs = 1
-  config.deepstn.combined_epochs = 1
-  config.deepstn.test_crops = 2
-  config.deepstn.xla_fast_compile = True
   config.figures.domain = False
   first = tmp_path / "first"
   second = tmp_path / "second"

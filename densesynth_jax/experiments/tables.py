@@ -127,22 +127,30 @@ def summarize(cells: Iterable[Mapping], test_sets: Sequence[str], reference: str
     ref_cs = groups.get((ref_ranker, reference, attribute))
     if not ref_cs:
       continue
-    own, ref = _by_key(cs, pair_key), _by_key(ref_cs, pair_key)
-    common = [k for k in own if k in ref]
-    if not common:
-      continue
-    for t in test_sets:
-      d = paired_interval([100.0 * own[k]["accuracy"][t] for k in common],
-                          [100.0 * ref[k]["accuracy"][t] for k in common])
-      out[t][ranker][method][attribute]["diff"] = dict(
-          ref=reference, ref_ranker=ref_ranker, mean=_json_float(d["mean"]),
-          lo=_json_float(d["lo"]), hi=_json_float(d["hi"]), n=d["n"], sign=d["sign"])
+    for t, d in _paired_by_test_set(cs, ref_cs, test_sets, pair_key).items():
+      out[t][ranker][method][attribute]["diff"] = dict(ref=reference, ref_ranker=ref_ranker, **d)
+  return out
+
+
+def _paired_by_test_set(cs: Sequence[Mapping], ref_cs: Sequence[Mapping],
+                        test_sets: Sequence[str], pair_key: Callable[[Mapping], Hashable]
+                        ) -> dict[str, dict]:
+  """{test set: `paired_interval` (in %, JSON-safe)} of cells cs against ref_cs on the
+  replicates both have ({} when none)."""
+  own, ref = _by_key(cs, pair_key), _by_key(ref_cs, pair_key)
+  common = [k for k in own if k in ref]
+  out = {}
+  for t in test_sets if common else ():
+    d = paired_interval([100.0 * own[k]["accuracy"][t] for k in common],
+                        [100.0 * ref[k]["accuracy"][t] for k in common])
+    out[t] = dict(mean=_json_float(d["mean"]), lo=_json_float(d["lo"]), hi=_json_float(d["hi"]),
+                  n=d["n"], sign=d["sign"])
   return out
 
 
 def method_gaps(cells: Iterable[Mapping], test_sets: Sequence[str],
-                pairs: Sequence[tuple[str, str]], pair_key: Callable[[Mapping], Hashable] = replicate_key
-                ) -> list[dict]:
+                pairs: Sequence[tuple[str, str]],
+                pair_key: Callable[[Mapping], Hashable] = replicate_key) -> list[dict]:
   """Paired differences between two methods of the same ranker and attribute, e.g. the learned
   generator's DSynth-Auto against the oracle's: one dict per (test set, ranker, attribute, pair)
   with the `paired_interval` fields (in %), `method`, `versus`."""
@@ -155,16 +163,9 @@ def method_gaps(cells: Iterable[Mapping], test_sets: Sequence[str],
     for m, versus in pairs:
       if method != m or (ranker, versus, attribute) not in groups:
         continue
-      own, other = _by_key(cs, pair_key), _by_key(groups[ranker, versus, attribute], pair_key)
-      common = [k for k in own if k in other]
-      if not common:
-        continue
-      for t in test_sets:
-        d = paired_interval([100.0 * own[k]["accuracy"][t] for k in common],
-                            [100.0 * other[k]["accuracy"][t] for k in common])
-        out.append(dict(test_set=t, ranker=ranker, attribute=attribute, method=m, versus=versus,
-                        mean=_json_float(d["mean"]), lo=_json_float(d["lo"]),
-                        hi=_json_float(d["hi"]), n=d["n"], sign=d["sign"]))
+      by_t = _paired_by_test_set(cs, groups[ranker, versus, attribute], test_sets, pair_key)
+      out += [dict(test_set=t, ranker=ranker, attribute=attribute, method=m, versus=versus, **d)
+              for t, d in by_t.items()]
   return out
 
 
