@@ -90,6 +90,10 @@ class RunAssets(methods.Assets):
 
   # -- generator and synthetic pairs ----------------------------------------------------------
 
+  def _store(self, kind: str) -> str:
+    """The workdir folder of a generator's sets: `synth` for the run's own, else synth_<kind>."""
+    return "synth" if kind == self.config.synth.generator else f"synth_{kind}"
+
   def generator(self, kind: str | None = None):
     """The run's generator (`synth.generator`) or the one named by `kind`, ready to render."""
     from densesynth_jax.synth import pipeline
@@ -97,11 +101,10 @@ class RunAssets(methods.Assets):
     if kind not in self._generators:
       gen = pipeline.ready_generator(self.config, self.workdir, kind,
                                      render_size=self.domain.images.image_shape[0])
-      store_name = "synth" if kind == self.config.synth.generator else f"synth_{kind}"
       if self.config.synth.control_attributes:
         pipeline.prior_control(self.config, self.workdir, gen, self.domain, self.features,
                                tuple(self.config.synth.control_attributes),
-                               store_name=store_name)
+                               store_name=self._store(kind))
       self._generators[kind] = gen
     return self._generators[kind]
 
@@ -110,9 +113,9 @@ class RunAssets(methods.Assets):
     from densesynth_jax.synth import pipeline
     kind = kind or self.config.synth.generator
     if (kind, attribute) not in self._synth:
-      store_name = "synth" if kind == self.config.synth.generator else f"synth_{kind}"
       self._synth[kind, attribute] = pipeline.synth_set(
-          self.config, self.workdir, self.generator(kind), attribute, self.domain, store_name)
+          self.config, self.workdir, self.generator(kind), attribute, self.domain,
+          self._store(kind))
     return self._synth[kind, attribute]
 
   def synth_oracle(self, attribute: str):
