@@ -230,7 +230,7 @@ def _seeds_note(summary_t: Mapping) -> str:
                for v in by_a.values()})
   if not ns:
     return "no cells"
-  return f"{ns[0]} seed(s)" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} seeds"
+  return f"{ns[0]} replicate(s)" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} replicates"
 
 
 def save_accuracy_bars(path: str | os.PathLike, summary_t: Mapping,
@@ -240,7 +240,7 @@ def save_accuracy_bars(path: str | os.PathLike, summary_t: Mapping,
 
   One panel per ranker (stacked, sharing the accuracy axis); in each panel one group of bars per
   attribute and one bar per method, each method in the same colour in every panel. Bar height is
-  the mean over seeds (written above the bar), the error bar its std (0 for one seed); the dashed
+  the mean over replicates (written above the bar), the error bar its std (0 for one); the dashed
   line is chance (50%).
 
   Args:
