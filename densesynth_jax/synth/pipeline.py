@@ -145,8 +145,10 @@ def prior_control(config: ml_collections.ConfigDict, workdir: Path, gen, domain:
   cfg.num_identities = int(num_identities)
   cfg.num_pairs = 2 * int(num_identities)
   fp = store.fingerprint(f"{gen.fingerprint}@{gen.render_size}", cfg, ",".join(attributes))
-  if path.exists() and io.read_json(path).get("fingerprint") == fp:
-    return io.read_json(path)
+  if path.exists():
+    saved = io.read_json(path)
+    if saved.get("fingerprint") == fp:
+      return saved
   prior = generator_prior(config, domain, gen)
   report = dict(fingerprint=fp, num_identities=int(num_identities), delta=float(cfg.delta),
                 range_policy=cfg.get("range_policy", "none"), attributes={})
