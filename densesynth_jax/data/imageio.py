@@ -13,10 +13,8 @@ Preprocessing (`preprocess_image`):
   `gray` converts to luminance first and repeats it over 3 channels (JAFFE is grey).
 Resampling is Pillow's antialiased bicubic filter, sub-pixel exact for fractional boxes.
 
-Decoding runs in a thread pool: Pillow releases the GIL while decoding and resampling. Measured on
-a shared 2-core machine, the 10,000 CelebA JPEGs (89×109 → 64×64 crop): 1 thread 10.7 s,
-2 threads 8.1 s, 4 threads 7.3 s (the default is min(4, CPU count)); loading the same 10,000
-images from the cache: 0.5-0.8 s. The 15,000 shoes: 19.5 s decoded, 1.0 s cached.
+Decoding runs in a thread pool (min(4, CPU count) threads): Pillow releases the GIL while
+decoding and resampling. Decoding and cache times: benchmarks/RESULTS.md, "Image decoding".
 
 The decoded-image CACHE. A second run should not decode 10k JPEGs again, so the decoded array is
 stored in `<cache_dir>/images/<name>-<fingerprint>.npz`, where the fingerprint hashes the file list
@@ -29,11 +27,9 @@ The cache folder is the config's `cache_dir`, else $DENSESYNTH_CACHE, else ~/.ca
 Why a plain `.npz` and not a TFDS builder with array_record files: both were tried. A
 `GeneratorBasedBuilder` with a `Tensor(uint8)` image feature does work without TensorFlow
 (tensorflow-datasets 4.9.10; `DatasetInfo` must be built directly, since
-`dataset_info_from_configs` looks for metadata files beside the builder's module), but for 10,000
-64×64×3 images writing took 25.6 s (longer than decoding the JPEGs in the first place), reading
-everything back through `tfds.data_source` took 3.1-4.3 s (records are shuffled by key, so the
-order must be restored), and it stored 140 MB; an atomic `.npz` (`densesynth_jax.io.save_npz`)
-wrote in 0.6 s and read back in 0.1-0.6 s. The readers need the whole array in memory anyway, so
+`dataset_info_from_configs` looks for metadata files beside the builder's module), but it wrote
+and read back far slower than an atomic `.npz` (`densesynth_jax.io.save_npz`) and stored more
+(benchmarks/RESULTS.md, "Image decoding"). The readers need the whole array in memory anyway, so
 random access by record buys nothing here: the `.npz` is the cache.
 """
 
@@ -55,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from densesynth_jax import io
+from densesynth_jax.progress import Progress
 
 CACHE_ENV = "DENSESYNTH_CACHE"
 # Bump when decoding or preprocessing changes for the same spec, so old caches are not reused.
@@ -253,7 +250,6 @@ def corrupt_message(corrupt: Sequence[str], what: str) -> str:
 
 def _decode_all(paths: Sequence[Path], spec: Mapping, num_threads: int, what: str):
   """Decodes every file; returns (list of arrays or CorruptImageError, seconds)."""
-  from densesynth_jax.train.logging import Progress
 
   def one(p):
     try:

@@ -17,22 +17,19 @@ An attribute with a single class among the fit rows cannot be separated: by defa
 error naming the attribute; `on_one_class="skip"` instead drops that attribute's column and lists
 it in the report (for tiny smoke subsets where rare attributes have no positives).
 
-Default feature ("hog_color", numpy, ~2k-d for 64×64 images): a HOG-like descriptor (gradient
-orientation histograms, 9 unsigned bins with linear interpolation, on an 8×8 grid of cells,
-L2-Hys-normalised over 2×2 blocks) of the grey image, plus a joint RGB colour histogram (4³ bins)
-and an 8×8 area-averaged colour thumbnail (colour layout: hair, skin, background). Any feature of
-`densesynth_jax.features.extract.FEATURES` (e.g. "gist_lab") can be named instead.
+Default feature: "hog_color" (features/hog.py: HOG of the grey image, a joint RGB histogram and
+a colour thumbnail). Any feature of `densesynth_jax.features.extract.FEATURES` (e.g.
+"gist_lab") can be named instead.
 
-C = 0.01 by default: on CelebA (hog_color, PCA 256, fitted on the 8,000 train images) the mean
-validation accuracy over the 40 attributes was 0.880 at C = 0.01, 0.877 at 0.1 and 0.877 at 1.0
-(Smiling: 0.924 / 0.919 / 0.918).
+C = 0.01 by default, chosen on CelebA's validation accuracy (the measurement:
+benchmarks/RESULTS.md, "Pre-label classifier's C").
 
 `apply_prelabel(domain, cfg)` is the switch the domain builders call: cfg.strengths = "true"
 keeps the domain's own strengths (sprites: the known truth; CelebA: the ±1 labels; shoes: 0/1
 category one-hots and z-scored measures), "prelabel" binarises the listed columns at
 cfg.prelabel.threshold (sprites: 0.5, CelebA: 0) and replaces them by decision values, so the two
-paths can be compared on sprites, where the truth is known. Fitting 40 classifiers on 10k images
-takes tens of seconds on 2 cores, so the resulting strengths are cached beside the decoded images
+paths can be compared on sprites, where the truth is known. The strengths are cached beside the
+decoded images
 (`<cache_dir>/prelabel/<domain>-<fingerprint>.npz`, keyed by the images' bytes, the label
 columns, the fit rows, the settings and `PRELABEL_VERSION`).
 """
@@ -47,9 +44,14 @@ from typing import Mapping, Sequence
 
 import ml_collections
 import numpy as np
+from scipy.stats import spearmanr
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 
 from densesynth_jax import io
 from densesynth_jax.data import imageio
+from densesynth_jax.features import extract
+from densesynth_jax.features.hog import hog_color_features
 from densesynth_jax.types import Domain, ImageSet
 
 CLASSIFIERS = ("logistic", "linear_svm")
@@ -75,88 +77,10 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-# ---------------------------------------------------------------------------------------------
-# The default feature.
-
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-  edges = np.arange(n_out + 1) * (n_in / n_out)
-  cells = np.arange(n_in)[None, :]
-  overlap = np.clip(np.minimum(edges[1:, None], cells + 1) - np.maximum(edges[:-1, None], cells),
-                    0.0, None)
-  return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _hog(gray: np.ndarray, cells: int, bins: int) -> np.ndarray:
-  """gray float32 (B, H, W) in [0, 1] -> (B, (cells-1)² · 4 · bins) block-normalised HOG."""
-  b, h, w = gray.shape
-  c = min(h, w) // cells
-  if c < 2:
-    raise ValueError(f"hog: images of {h}×{w} are too small for {cells}×{cells} cells")
-  top, left = (h - c * cells) // 2, (w - c * cells) // 2
-  g = np.pad(gray, ((0, 0), (1, 1), (1, 1)), mode="edge")
-  gx = (g[:, 1:-1, 2:] - g[:, 1:-1, :-2])[:, top:top + c * cells, left:left + c * cells]
-  gy = (g[:, 2:, 1:-1] - g[:, :-2, 1:-1])[:, top:top + c * cells, left:left + c * cells]
-  mag = np.hypot(gx, gy)
-  # Unsigned orientation in [0, π), split linearly between the two nearest bin centres.
-  t = (np.arctan2(gy, gx) % np.pi) / np.pi * bins - 0.5
-  lo = np.floor(t)
-  frac = (t - lo).astype(np.float32)
-  lo = lo.astype(np.int64) % bins
-  hi = (lo + 1) % bins
-  # Histogram by one bincount per neighbour bin over (image, cell row, cell column, bin).
-  rows = np.arange(c * cells) // c
-  cell = (rows[:, None] * cells + rows[None, :])[None] + np.arange(b)[:, None, None] * cells ** 2
-  hist = np.zeros(b * cells * cells * bins, np.float64)
-  for which, wgt in ((lo, mag * (1.0 - frac)), (hi, mag * frac)):
-    hist += np.bincount((cell * bins + which).ravel(), weights=wgt.ravel(), minlength=hist.size)
-  hist = hist.astype(np.float32).reshape(b, cells, cells, bins)
-  blocks = np.concatenate([hist[:, :-1, :-1], hist[:, 1:, :-1], hist[:, :-1, 1:], hist[:, 1:, 1:]],
-                          axis=-1)  # (B, cells-1, cells-1, 4·bins)
-  # L2-Hys: normalise, clip at 0.2, normalise again (Dalal & Triggs).
-  blocks = blocks / np.sqrt(np.sum(blocks ** 2, axis=-1, keepdims=True) + 1e-6)
-  blocks = np.minimum(blocks, 0.2)
-  blocks = blocks / np.sqrt(np.sum(blocks ** 2, axis=-1, keepdims=True) + 1e-6)
-  return blocks.reshape(b, -1)
-
-
-def hog_color_features(images: np.ndarray, cells: int = 8, bins: int = 9, color_bins: int = 4,
-                       thumb: int = 8, chunk: int = 512) -> np.ndarray:
-  """HOG of the grey image ++ joint RGB histogram ++ colour thumbnail.
-
-  Args:
-    images: uint8 (N, H, W, 3).
-    cells: HOG cells per side; bins: unsigned orientation bins; color_bins: bins per RGB channel
-      of the joint histogram; thumb: thumbnail side (area-averaged).
-  Returns:
-    float32 (N, (cells-1)²·4·bins + color_bins³ + thumb²·3); 2,020-d with the defaults.
-  """
-  images = np.asarray(images)
-  if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-    raise ValueError(f"hog_color_features needs uint8 (N, H, W, 3), got {images.dtype} "
-                     f"{images.shape}")
-  n, h, w, _ = images.shape
-  ah, aw = _area_matrix(h, thumb), _area_matrix(w, thumb)
-  out = []
-  for s in range(0, n, chunk):
-    x = images[s:s + chunk]
-    xf = x.astype(np.float32) / 255.0
-    hog = _hog(xf.mean(axis=-1), cells, bins)
-    q = (x.astype(np.int64) * color_bins) // 256
-    idx = (q[..., 0] * color_bins + q[..., 1]) * color_bins + q[..., 2]
-    k = color_bins ** 3
-    idx = idx.reshape(len(x), -1) + np.arange(len(x))[:, None] * k
-    hist = np.bincount(idx.ravel(), minlength=len(x) * k).reshape(len(x), k).astype(np.float32)
-    hist /= h * w
-    th = np.einsum("oh,bhwc,pw->bopc", ah, xf, aw, optimize=True).reshape(len(x), -1)
-    out.append(np.concatenate([hog, hist, th], axis=1).astype(np.float32))
-  return np.concatenate(out)
-
-
 def prelabel_features(images: np.ndarray, feature: str = "hog_color") -> np.ndarray:
   """The features the classifier sees: "hog_color" or a features.extract name. float32 (N, F)."""
   if feature == "hog_color":
     return hog_color_features(images)
-  from densesynth_jax.features import extract  # JAX features: imported only when asked for
   if feature not in extract.FEATURES:
     raise ValueError(f"unknown prelabel feature {feature!r}; valid: "
                      f"{['hog_color'] + sorted(extract.FEATURES)}")
@@ -186,7 +110,6 @@ def _positive(binary: np.ndarray) -> np.ndarray:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-  from scipy.stats import spearmanr
   if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
     return float("nan")
   return float(spearmanr(x, y).statistic)
@@ -236,9 +159,6 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
     (strengths float32 (N, A') with A' = A minus skipped attributes, report dict: per attribute
     fit/held-out accuracy, positive fraction, optional Spearman; "attributes" kept, "skipped").
   """
-  from sklearn.linear_model import LogisticRegression
-  from sklearn.svm import LinearSVC
-
   x = np.asarray(features, np.float64)
   if x.ndim != 2:
     raise ValueError(f"features must be (N, F), got shape {x.shape}")
