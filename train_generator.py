@@ -6,7 +6,7 @@
 from absl import app
 
 from densesynth_jax import cli
-from densesynth_jax.train import generator
+from densesynth_jax.generator import trainer as generator
 
 _CONFIG, _WORKDIR = cli.define_flags()
 

@@ -12,7 +12,7 @@ Both frameworks run the SAME step on a batch of 25 pairs drawn from a uint8 imag
   False, with DeepSTN's boundary gradient rule) -> ONE shared backbone on patch and whole image ->
   concatenated features -> linear score -> RankNet loss (weighted mean) -> backward -> SGD with
   momentum 0.9, weight decay 5e-4 on kernels, the localisation net at 0.1× the rate.
-JAX: `densesynth_jax.train.ranker.make_update_fn` (jit, state donated) on a 1-device mesh.
+JAX: `densesynth_jax.rankers.deepstn.make_update_fn` (jit, state donated) on a 1-device mesh.
 PyTorch: the same layers (`nn.Conv2d` / `nn.BatchNorm2d` / `F.affine_grid` / `F.grid_sample`, a
 custom autograd function for the boundary rule, `torch.optim.SGD` with two parameter groups).
 
@@ -36,8 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from densesynth_jax.train import mesh as mesh_lib  # noqa: E402
-from densesynth_jax.train import ranker  # noqa: E402
+from densesynth_jax import mesh as mesh_lib  # noqa: E402
+from densesynth_jax.rankers import deepstn as ranker  # noqa: E402
 from densesynth_jax.types import PairSet  # noqa: E402
 
 from _common import RESULTS, cpu_description, write_section  # noqa: E402

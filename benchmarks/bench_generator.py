@@ -40,8 +40,8 @@ def run_jax(batch: int, size: int, steps: int) -> dict:
   import numpy as np
 
   from densesynth_jax.models import cvae
-  from densesynth_jax.train import generator
-  from densesynth_jax.train import mesh as mesh_lib
+  from densesynth_jax.generator import trainer as generator
+  from densesynth_jax import mesh as mesh_lib
   cfg = generator.default_train_config()
   cfg.model = cvae.default_config()
   cfg.model.image_size = size

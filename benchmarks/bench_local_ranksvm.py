@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from densesynth_jax.experiments.evaluate import margin_accuracy, rank_accuracy
+from densesynth_jax.metrics import margin_accuracy, rank_accuracy
 from densesynth_jax.rankers import local, ranksvm
 from densesynth_jax.types import PairSet
 

@@ -22,7 +22,7 @@ import numpy as np
 from densesynth_jax.data.registry import load_domain
 from densesynth_jax.synth import jitter
 from densesynth_jax.synth.prior import fit_prior
-from densesynth_jax.train import generator as gen_lib
+from densesynth_jax.generator import artifact as gen_lib
 
 from _common import write_section
 

@@ -10,7 +10,7 @@ generator is trained (or resumed) in --workdir; then identities are drawn from t
 to its training strengths, their ±δσ spectra rendered at 32×32 and paired as semantic jitter does
 (`--policy`: the paper's pairs "none", or "clip" with `--min-gap`), and every image is measured
 by the demo's independent scorer (a ridge regressor of the true strength on GIST + Lab of real
-sprites, synth/measure.py). Prints and appends to <workdir>/control.json the share of pairs whose
+sprites, features/measure.py). Prints and appends to <workdir>/control.json the share of pairs whose
 auto label agrees with the measured order: all, intra and inter, per expression. This is how the
 README's "Generator control on sprites" table was measured.
 """
@@ -32,9 +32,10 @@ from configs import generator_sprites  # noqa: E402
 from densesynth_jax import io  # noqa: E402
 from densesynth_jax.data import registry, sprites  # noqa: E402
 from densesynth_jax.features import extract  # noqa: E402
-from densesynth_jax.synth import jitter, measure  # noqa: E402
+from densesynth_jax.features import measure  # noqa: E402
+from densesynth_jax.synth import jitter  # noqa: E402
 from densesynth_jax.synth.prior import fit_prior  # noqa: E402
-from densesynth_jax.train import generator as gen_lib  # noqa: E402
+from densesynth_jax.generator import artifact as gen_lib, trainer as gen_trainer  # noqa: E402
 
 
 def _override(cfg, item: str) -> None:
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
   for item in args.overrides:
     _override(cfg, item)
   workdir = Path(args.workdir)
-  gen_lib.train_and_evaluate(cfg, workdir)
+  gen_trainer.train_and_evaluate(cfg, workdir)
   gen = gen_lib.load_generator(workdir, render_size=args.size)
 
   # The measurement: the demo's ranker domain (seed 0, never seen by the generator) at `size`.
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
   for attr in sprites.EXPRESSIONS:
     scorer = measure.fit_scorer(domain, attr, x)
     s = jitter.synthesize(gen.render, prior, attr, jcfg)
-    m = scorer(np.asarray(extract.extract_features("gist_lab", s.images.images, fcfg)))
+    m = scorer.score_features(extract.extract_features("gist_lab", s.images.images, fcfg))
     ok = np.sign(m[s.pairs.a] - m[s.pairs.b]) == s.pairs.label
     report["attributes"][attr] = dict(
         all=float(ok.mean()), intra=float(ok[s.kind == jitter.INTRA].mean()),

@@ -10,7 +10,7 @@ from configs.generator_sprites import small_model
 from densesynth_jax.experiments import assets, methods
 from densesynth_jax.features import extract
 from densesynth_jax.synth import pipeline
-from densesynth_jax.train import ranker as deepstn
+from densesynth_jax.rankers import deepstn
 
 
 def experiment_config(data: ml_collections.ConfigDict,
@@ -46,7 +46,7 @@ def experiment_config(data: ml_collections.ConfigDict,
   config.ranksvm.metric_rank = 32  # KISSME's PCA dimension
   config.ranksvm.chunk_size = 256  # test pairs solved together per compiled chunk
 
-  # DeepSTN (densesynth_jax/train/ranker.py): a small CNN from scratch at 64×64 on CPU.
+  # DeepSTN (densesynth_jax/rankers/deepstn.py): a small CNN from scratch at 64×64 on CPU.
   config.deepstn = deepstn.default_config()
   config.deepstn.lr = 0.01  # from scratch on CPU: 1e-3 (the paper's, for fine-tuning) is too slow
 

@@ -14,7 +14,7 @@ from configs.common import parse_arg
 from configs.generator_sprites import small_model
 from densesynth_jax.data import celeba
 from densesynth_jax.models import cvae
-from densesynth_jax.train import generator
+from densesynth_jax.generator import trainer as generator
 
 
 def real_domain_config(data, eval_attributes, smoke: bool, limit: int, train_last: int,

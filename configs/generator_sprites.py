@@ -15,7 +15,7 @@ import ml_collections
 from configs.common import parse_arg
 from densesynth_jax.data import sprites
 from densesynth_jax.models import cvae
-from densesynth_jax.train import generator
+from densesynth_jax.generator import trainer as generator
 
 
 def small_model(image_size: int, z_dim: int, width: int) -> ml_collections.ConfigDict:

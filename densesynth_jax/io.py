@@ -114,8 +114,15 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
   """Saves a matplotlib figure as PNG atomically and closes it."""
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # matplotlib is loaded only by code that draws figures
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
   plt.close(fig)
   write_bytes(path, buf.getvalue())
+
+
+def write_config(config, workdir: str | os.PathLike) -> None:
+  """`<workdir>/config.json`: an ml_collections config as sorted, indented JSON (atomically)."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  write_text(workdir / "config.json", config.to_json_best_effort(indent=2, sort_keys=True) + "\n")

@@ -233,6 +233,30 @@ def concat_images(imagesets: Sequence[ImageSet]) -> tuple[ImageSet, list[int]]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Pool:
+  """Training data for one (method, attribute, seed): what a ranker fits on.
+
+  The images begin with ALL of the domain's images, in order (so the domain's val / test pairs
+  index them too), followed by whatever the method added (synthetic or jittered images).
+
+  Attributes:
+    images: the domain's images followed by any added images.
+    pairs: training pairs indexing `images`.
+    num_domain_images: how many leading images are the domain's.
+    info: counts for the results (pairs per source, images added).
+  """
+  images: ImageSet
+  pairs: PairSet
+  num_domain_images: int
+  info: dict
+
+  def __post_init__(self):
+    if len(self.pairs) == 0:
+      raise ValueError(f"empty training pool for attribute {self.pairs.attribute!r}")
+    self.pairs.validate(len(self.images), where="pool")
+
+
+@dataclasses.dataclass(frozen=True)
 class Domain:
   """A named dataset: one ImageSet, image splits, and real labelled pairs.
 

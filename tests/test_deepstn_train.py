@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from densesynth_jax.train import ranker
+from densesynth_jax.rankers import deepstn as ranker
+from densesynth_jax.metrics import rank_accuracy
+from densesynth_jax.train import loop
 from densesynth_jax.types import ImageSet, PairSet
 
 SIZE = 32
@@ -93,8 +95,9 @@ def test_bad_inputs_and_nonfinite():
   equal_only = PairSet.create([0], [1], [0], attribute="toy")
   with pytest.raises(ValueError, match="no ordered pair"):
     ranker.train_deepstn(cfg, images, pairs, images, equal_only, "/nonexistent")
-  with pytest.raises(FloatingPointError, match="non-finite loss .* step 17"):
-    ranker._check_finite({"loss": np.float32(np.nan), "grad_norm": 1.0}, 17, "stn_only")
+  with pytest.raises(FloatingPointError,
+                     match="deepstn/stn_only: non-finite training metric at step 17: loss=nan"):
+    loop.check_finite({"loss": np.float32(np.nan), "grad_norm": 1.0}, 17, "deepstn/stn_only")
 
 
 def test_update_lowers_loss_on_a_fixed_batch():
@@ -102,7 +105,7 @@ def test_update_lowers_loss_on_a_fixed_batch():
   images, pairs = toy_domain(40, 0, 60)
   state = ranker.init_state(cfg, "stn_only", jax.random.key(0))
   update = ranker.make_update_fn(cfg, "stn_only")
-  from densesynth_jax.train import mesh as mesh_lib
+  from densesynth_jax import mesh as mesh_lib
   mesh = mesh_lib.make_mesh()
   # 10 real pairs padded to the usual 25 (one compiled shape for the whole file).
   batch = mesh_lib.shard_batch(
@@ -125,7 +128,7 @@ def test_toy_domain_ranks_and_patch_moves_to_the_attribute(tmp_path):
   val_images, val_pairs = toy_domain(60, 1, 150)
   test_images, test_pairs = toy_domain(60, 2, 150)
   model = ranker.train_deepstn(cfg, train_images, train_pairs, val_images, val_pairs, tmp_path)
-  acc = ranker.pairwise_accuracy(ranker.score_images(model, test_images.images), test_pairs)
+  acc = rank_accuracy(ranker.score_images(model, test_images.images), test_pairs)
   assert acc > 0.8, acc
   boxes = ranker.patch_boxes(model, test_images.images)
   centre_y = (boxes[:, 1] + boxes[:, 3]).mean() / 2
@@ -179,7 +182,6 @@ def test_sprites_smiling_short_run(tmp_path):
   """The embedded cartoon faces: a short STN-only run (its own, wider CNN: ~40 s on 2 CPU cores)
   ranks `smiling` and moves the patch down, towards the mouth (lower middle of the face)."""
   from densesynth_jax.data import sprites
-  from densesynth_jax.experiments.evaluate import rank_accuracy
   dcfg = sprites.default_config()
   dcfg.image_size = SIZE
   dcfg.attributes = ("smiling",)

@@ -1,4 +1,4 @@
-"""Generator training (train/generator.py) and attribute-control evaluation (synth/control.py).
+"""Generator training (generator/trainer.py) and attribute control (generator/control.py).
 
 A tiny model on a fake 16×16 domain whose images encode the strengths (red level = attribute 0,
 a green square's level = attribute 1), so the tests run in seconds and need no real data. The
@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from densesynth_jax.models import cvae
-from densesynth_jax.synth import control
-from densesynth_jax.train import generator
-from densesynth_jax.train import mesh as mesh_lib
+from densesynth_jax.generator import artifact, control
+from densesynth_jax.generator import trainer as generator
+from densesynth_jax import mesh as mesh_lib
+from densesynth_jax.progress import MetricsWriter
+from densesynth_jax.train.checkpoint import Checkpointer
 from densesynth_jax.types import Domain, ImageSet
 
 
@@ -118,11 +120,11 @@ def test_resume_equals_uninterrupted_run(tmp_path):
   for a, b in zip(jax.tree.leaves((full.params, full.batch_stats, full.opt_state)),
                   jax.tree.leaves((resumed.params, resumed.batch_stats, resumed.opt_state))):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  assert generator.checkpoint_hash(tmp_path / "full") == generator.checkpoint_hash(
+  assert artifact.checkpoint_hash(tmp_path / "full") == artifact.checkpoint_hash(
       tmp_path / "split")
-  assert generator.is_trained(tmp_path / "full", cfg)
+  assert artifact.is_trained(tmp_path / "full", cfg)
   # The metrics: health numbers every log_every steps, validation at eval_every, no duplicates.
-  rows = generator.logging.MetricsWriter(tmp_path / "split" / "metrics.jsonl").read()
+  rows = MetricsWriter(tmp_path / "split" / "metrics.jsonl").read()
   train_steps = [r["step"] for r in rows if r["split"] == "train"]
   assert train_steps == [2, 4, 6] and {"grad_norm", "update_norm", "param_norm"} <= set(rows[0])
   assert [r["step"] for r in rows if r["split"] == "val"] == [3, 6]
@@ -131,7 +133,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
   # A different model in the same workdir is refused.
   other = tiny_config(steps=6)
   other.model.z_dim = 5
-  with pytest.raises(ValueError, match="different model"):
+  with pytest.raises(ValueError, match=r"different generator \(fields \['model'\] differ\)"):
     generator.train(other, tmp_path / "full", domain=d)
 
 
@@ -139,7 +141,7 @@ def test_generator_renders_from_raw_strengths(tmp_path):
   cfg = tiny_config(steps=3)
   d = fake_domain()
   generator.train(cfg, tmp_path, domain=d)
-  gen = generator.load_generator(tmp_path, batch=8)
+  gen = artifact.load_generator(tmp_path, batch=8)
   assert gen.attribute_names == ("red", "green") and gen.z_dim == 4
   np.testing.assert_allclose(gen.y_std, d.images.strengths[:40].std(0), rtol=1e-5)
   y = np.full((11, 2), 0.5, np.float32)  # 11: more than one padded batch
@@ -151,7 +153,7 @@ def test_generator_renders_from_raw_strengths(tmp_path):
   assert x.dtype == np.float32 and x.min() >= -1 and x.max() <= 1
   with pytest.raises(ValueError, match="z must be"):
     gen.render(y, z[:, :3])
-  assert gen.fingerprint == generator.checkpoint_hash(tmp_path)
+  assert gen.fingerprint == artifact.checkpoint_hash(tmp_path)
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path):
@@ -161,12 +163,12 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
   state = generator.train(cfg, tmp_path, domain=d, stop_at=2)
   params = jax.tree.map(np.asarray, state.params)
   params["decoder"]["fc0"]["bias"] = params["decoder"]["fc0"]["bias"] * np.nan
-  with generator.checkpoint.Checkpointer(tmp_path / "checkpoints") as ckpt:
+  with Checkpointer(tmp_path / "checkpoints") as ckpt:
     ckpt.save(4, state.replace(step=np.int32(4), params=params), force=True)
   with pytest.raises(FloatingPointError, match=r"non-finite training metric at step 5: neg_elbo=nan"):
     generator.train(cfg, tmp_path, domain=d)
   # Nothing past the bad step was checkpointed.
-  with generator.checkpoint.Checkpointer(tmp_path / "checkpoints") as ckpt:
+  with Checkpointer(tmp_path / "checkpoints") as ckpt:
     assert ckpt.latest_step == 4
 
 
@@ -215,7 +217,7 @@ def test_train_and_evaluate_writes_figures_and_evaluation(tmp_path, monkeypatch)
   monkeypatch.setattr(generator, "load_domain", lambda data_cfg: d)
   result = generator.train_and_evaluate(cfg, tmp_path)
   saved = json.loads((tmp_path / "generator_eval.json").read_text())
-  assert saved["fingerprint"] == result["fingerprint"] == generator.checkpoint_hash(tmp_path)
+  assert saved["fingerprint"] == result["fingerprint"] == artifact.checkpoint_hash(tmp_path)
   assert set(saved["control"]) == {"red"}
   c = saved["control"]["red"]
   assert -1 <= c["spearman"] <= 1 and 0 <= c["pair_accuracy"] <= 1

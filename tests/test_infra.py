@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from densesynth_jax import io
-from densesynth_jax.train import checkpoint, logging, mesh
+from densesynth_jax import mesh, progress as logging
+from densesynth_jax.train import checkpoint
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from densesynth_jax.experiments.evaluate import margin_accuracy
+from densesynth_jax.metrics import margin_accuracy
 from densesynth_jax.rankers import local, metric, ranksvm
 from densesynth_jax.types import PairSet
 
@@ -102,7 +102,7 @@ def test_k_above_the_number_of_pairs_is_the_global_ranksvm():
 _SHARD_CHECK = """
 import numpy as np
 from densesynth_jax.rankers import local
-from densesynth_jax.train import mesh as mesh_lib
+from densesynth_jax import mesh as mesh_lib
 from tests.test_local import _problem
 x, train, xt, test = _problem(seed=3)
 one = local.local_ranksvm(x, train, xt, test.a, test.b, k=10, chunk_size=8)

@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 from sklearn.svm import LinearSVC
 
-from densesynth_jax.experiments.evaluate import margin_accuracy, rank_accuracy
+from densesynth_jax.metrics import margin_accuracy, rank_accuracy
 from densesynth_jax.rankers import ranksvm
 from densesynth_jax.types import PairSet
 

@@ -216,8 +216,8 @@ def test_alexnet_shapes():
 def sharded_step_check():
   """Two STN-only update steps on 2 devices (3 pairs padded to 4) equal those on 1 device (3
   pairs): data parallelism, padding and the batch-norm mask together."""
-  from densesynth_jax.train import mesh as mesh_lib
-  from densesynth_jax.train import ranker
+  from densesynth_jax import mesh as mesh_lib
+  from densesynth_jax.rankers import deepstn as ranker
   from densesynth_jax.types import PairSet
   assert len(jax.devices()) >= 2, "needs XLA_FLAGS=--xla_force_host_platform_device_count=2"
   cfg = ranker.default_config()

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import scipy.io
 
 from densesynth_jax.data import imageio
 from densesynth_jax.data.paths import require_file
@@ -116,7 +117,6 @@ class Zap50KLabels:
 # Reading .mat files.
 
 def _loadmat(path: Path, keys: Sequence[str]) -> dict:
-  import scipy.io
   path = require_file(path, "UT-Zap50K label pack file")
   try:
     m = scipy.io.loadmat(path)

@@ -8,6 +8,7 @@ from typing import Callable
 
 import ml_collections
 
+from densesynth_jax.data.imageio import resize_images
 from densesynth_jax.types import Domain
 
 # name -> "module:function" building a Domain from the config's data block. Imported lazily so
@@ -56,7 +57,6 @@ def resize_domain(domain: Domain, size: int) -> Domain:
   The paper's resolution rule: "We downsize real images to match the resolution of the synthetic
   ones", so real and synthetic images meet the rankers at one resolution.
   """
-  from densesynth_jax.data.imageio import resize_images
   if int(size) < 8:
     raise ValueError(f"resize_domain: image side must be >= 8 pixels, got {size}")
   images = domain.images

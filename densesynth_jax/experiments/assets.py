@@ -18,7 +18,7 @@
 - `verified(attribute)`: the synthetic pairs that survived verification: imported human answers
   (`verification.mode = "human"`, see synth/verify.py), or a simulated crowd
   (`verification.mode = "simulated"`) whose 5 workers perceive an independent measurement of the
-  rendered images (`synth/measure.py`) plus noise, like the crowd of the real sprite pairs.
+  rendered images (`features/measure.py`) plus noise, like the crowd of the real sprite pairs.
 """
 
 from __future__ import annotations
@@ -30,8 +30,48 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax import io
+from densesynth_jax.data import prelabel as prelabel_lib
 from densesynth_jax.experiments import methods
+from densesynth_jax.generator import artifact as generator_artifact
+from densesynth_jax.generator import trainer as generator_trainer
+from densesynth_jax.synth import pipeline
+from densesynth_jax.synth.oracle import SpriteOracle
 from densesynth_jax.types import Domain, PairSet
+
+GENERATORS = ("learned", "oracle")
+
+
+def generator_dir(config: ml_collections.ConfigDict, workdir: Path) -> Path:
+  """The learned generator's workdir: `synth.generator_workdir`, else <workdir>/generator."""
+  return Path(config.synth.generator_workdir) if config.synth.generator_workdir else (
+      Path(workdir) / "generator")
+
+
+def ready_generator(config: ml_collections.ConfigDict, workdir: Path, kind: str | None = None,
+                    render_size: int | None = None):
+  """The run's generator (`kind`, default `synth.generator`), rendering at `render_size`.
+
+  "learned": the trained CVAE, trained first when `synth.train_generator` allows and no finished
+  run of `config.generator` is there; "oracle": the sprite renderer (synth/oracle.py).
+  """
+  kind = kind or config.synth.generator
+  if kind not in GENERATORS:
+    raise ValueError(f"unknown synth.generator {kind!r}; valid: {list(GENERATORS)}")
+  if kind == "oracle":
+    if config.data.name != "sprites":
+      raise ValueError(f"synth.generator 'oracle' renders sprites only; domain "
+                       f"{config.data.name!r} has no renderer")
+    return SpriteOracle(render_size or config.data.image_size, nuisance=config.data.nuisance)
+  gdir = generator_dir(config, workdir)
+  if not generator_artifact.is_trained(gdir, config.generator):
+    if not config.synth.train_generator:
+      raise FileNotFoundError(
+          f"no finished generator run in {gdir} matching config.generator: run `python "
+          f"train_generator.py --config=... --workdir={gdir}` or set synth.train_generator=True")
+    print(f"[synth] training the generator into {gdir}", flush=True)
+    io.write_config(config.generator, gdir)
+    generator_trainer.train_and_evaluate(config.generator, gdir)
+  return generator_artifact.load_generator(gdir, render_size=render_size)
 
 
 def binary_labels(domain: Domain, attribute: str) -> np.ndarray:
@@ -68,7 +108,6 @@ class RunAssets(methods.Assets):
   def prelabel(self, attribute: str) -> np.ndarray:
     if attribute in self._prelabel:
       return self._prelabel[attribute]
-    from densesynth_jax.data import prelabel as prelabel_lib
     cfg = self.config.assets
     path = self.workdir / "cache" / f"prelabel_{attribute}.npz"
     if path.exists():
@@ -96,10 +135,9 @@ class RunAssets(methods.Assets):
 
   def generator(self, kind: str | None = None):
     """The run's generator (`synth.generator`) or the one named by `kind`, ready to render."""
-    from densesynth_jax.synth import pipeline
     kind = kind or self.config.synth.generator
     if kind not in self._generators:
-      gen = pipeline.ready_generator(self.config, self.workdir, kind,
+      gen = ready_generator(self.config, self.workdir, kind,
                                      render_size=self.domain.images.image_shape[0])
       if self.config.synth.control_attributes:
         pipeline.prior_control(self.config, self.workdir, gen, self.domain, self.features,
@@ -110,7 +148,6 @@ class RunAssets(methods.Assets):
 
   def synth(self, attribute: str, kind: str | None = None):
     """The synthetic set of `attribute` from the run's generator (or the one named by `kind`)."""
-    from densesynth_jax.synth import pipeline
     kind = kind or self.config.synth.generator
     if (kind, attribute) not in self._synth:
       self._synth[kind, attribute] = pipeline.synth_set(
@@ -123,8 +160,7 @@ class RunAssets(methods.Assets):
 
   def verified(self, attribute: str) -> PairSet:
     if attribute not in self._verified:
-      from densesynth_jax.synth import pipeline
-      self._verified[attribute] = pipeline.verified_pairs(
+        self._verified[attribute] = pipeline.verified_pairs(
           self.config, self.workdir, self.domain, self.synth(attribute), attribute,
           self.features)
     return self._verified[attribute]

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax.data import lowjitter
-from densesynth_jax.types import (SOURCE_CODE, Domain, ImageSet, PairSet, concat_images,
+from densesynth_jax.types import (SOURCE_CODE, Domain, ImageSet, PairSet, Pool, concat_images,
                                   concat_pairs)
 
 
@@ -38,27 +38,6 @@ class Assets:
 
   def synth_oracle(self, attribute: str):
     raise NotImplementedError("this run has no oracle generator (sprites only)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Pool:
-  """Training data for one (method, attribute, seed).
-
-  Attributes:
-    images: the domain's images followed by any added images.
-    pairs: training pairs indexing `images`.
-    num_domain_images: how many leading images are the domain's.
-    info: counts for the results (pairs per source, images added).
-  """
-  images: ImageSet
-  pairs: PairSet
-  num_domain_images: int
-  info: dict
-
-  def __post_init__(self):
-    if len(self.pairs) == 0:
-      raise ValueError(f"empty training pool for attribute {self.pairs.attribute!r}")
-    self.pairs.validate(len(self.images), where="pool")
 
 
 def _pool(domain: Domain, pairs: PairSet, extra: ImageSet | None = None, **info) -> Pool:
@@ -188,6 +167,14 @@ METHODS: dict[str, Callable[..., Pool]] = {
 NEEDS_SYNTH = ("dsynth", "dsynth_auto", "dsynth_auto_oracle")
 # Rows shown as references, not contenders: reference method -> the method it is the ceiling of.
 REFERENCE_METHODS = {"dsynth_auto_oracle": "dsynth_auto"}
+
+# The config blocks each method's pool depends on beyond the common ones (the runner's cell
+# fingerprint covers them): the pre-label classifier, the generator and semantic jitter, and
+# DSynth's verification.
+_SYNTH = ("generator", "synth")
+METHOD_BLOCKS = {"real": (), "real_plus": ("assets",), "jitter": (),
+                 "dsynth": (*_SYNTH, "verification"), "dsynth_auto": _SYNTH,
+                 "dsynth_auto_oracle": _SYNTH, "classifier": ("assets",)}
 
 
 def build_pool(method: str, domain: Domain, attribute: str, cfg: ml_collections.ConfigDict,

@@ -20,7 +20,6 @@ recomputes. At the end: `results.json`, `results.md` (the paper's table layout),
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -30,167 +29,44 @@ from typing import Callable, Mapping
 import ml_collections
 import numpy as np
 
-import jax
 
 from densesynth_jax import io
 from densesynth_jax.data.registry import (load_domain, redraws_train_pairs, replicate_domain,
                                           resize_domain)
 from densesynth_jax.experiments import methods as methods_lib
 from densesynth_jax.experiments import tables
-from densesynth_jax.experiments.evaluate import margin_accuracy
-from densesynth_jax.types import SOURCE_CODE, Domain, PairSet
-
-# Top-level config fields that choose WHICH cells run, not HOW a cell is computed.
-_SELECTION_FIELDS = ("rankers", "methods", "attributes", "seeds")
-
-
-@dataclasses.dataclass
-class CellContext:
-  """Everything a ranker needs for one cell."""
-  config: ml_collections.ConfigDict
-  domain: Domain
-  pool: methods_lib.Pool
-  attribute: str
-  seed: int
-  workdir: Path
-  features: Callable[[str], np.ndarray]  # feature name -> (len(pool.images), D) float32
-  eval_pairs: Mapping[str, PairSet]      # test / val set name -> ordered pairs into pool.images
-  assets: methods_lib.Assets             # pre-label strengths, synthetic sets (lazy)
-  pool_method: str = ""                  # the method that built the pool
-  run_dir: Path = Path(".")              # the run's workdir (figures go to run_dir/figures)
-  info: dict = dataclasses.field(default_factory=dict)       # JSON facts for the cell record
-  artifacts: dict = dataclasses.field(default_factory=dict)  # arrays kept in the run (figures)
+from densesynth_jax.experiments.assets import RunAssets
+from densesynth_jax.experiments.figures import save_accuracy_figures, save_domain_figures
+from densesynth_jax.features import extract
+from densesynth_jax.metrics import margin_accuracy
+from densesynth_jax.rankers.base import FitContext, margins_for
+from densesynth_jax.rankers.registry import CONFIG_BLOCKS, RANKERS, VALIDATORS
+from densesynth_jax.types import Domain, Pool
 
 
-def _pool_features(ctx: CellContext) -> np.ndarray:
-  """The RankSVM feature of every pool image, z-scored with the training pairs' images."""
-  from densesynth_jax.features import extract
-  cfg = ctx.config.ranksvm
-  x = ctx.features(cfg.feature)
-  if not cfg.standardize:
-    return x
-  train_rows = np.unique(np.concatenate([ctx.pool.pairs.a, ctx.pool.pairs.b]))
-  _, standardized = extract.standardize(x[train_rows], x)
-  return standardized.astype(np.float32)
 
-
-def ranksvm_global(ctx: CellContext) -> dict[str, np.ndarray]:
-  """RelAttr: one linear RankSVM on all pool pairs; margins s(a) - s(b) on every eval set."""
-  from densesynth_jax.rankers import ranksvm
-  cfg = ctx.config.ranksvm
-  x = _pool_features(ctx)
-  diffs, targets, weights = ranksvm.pair_differences(x, ctx.pool.pairs)
-  w = np.asarray(ranksvm.fit_ranksvm(diffs, targets, weights, C=cfg.C, max_iter=cfg.max_iter))
-  s = x @ w
-  return {name: s[p.a] - s[p.b] for name, p in ctx.eval_pairs.items()}
-
-
-def ranksvm_local(ctx: CellContext) -> dict[str, np.ndarray]:
-  """FG-LP: a RankSVM per test pair on its K most analogous pool pairs, all solved together.
-
-  K is chosen on the domain's val pairs from `ranksvm.k_grid` (or fixed by `ranksvm.k` > 0);
-  the neighbour metric is Euclidean or KISSME (`ranksvm.metric`). The selected K, the share of
-  synthetic pairs among the neighbours, and the neighbours themselves (for the Figure-4-style
-  plot) are kept in `ctx.info`.
-  """
-  from densesynth_jax.rankers import local, metric as metric_lib
-  from densesynth_jax.train import mesh as mesh_lib
-  cfg = ctx.config.ranksvm
-  x = _pool_features(ctx)
-  pairs = ctx.pool.pairs
-  # Shard over accelerators only: host "devices" made by XLA_FLAGS share the same cores (no
-  # speed-up), and the sharded solver was seen to stall there under load. The sharded path
-  # itself is tested in tests/test_local.py.
-  mesh = (mesh_lib.make_mesh() if jax.device_count() > 1 and jax.default_backend() != "cpu"
-          else None)
-  learned = None
-  if cfg.metric == "kissme":
-    learned = metric_lib.kissme(x, pairs, rank=cfg.metric_rank)
-  elif cfg.metric != "euclidean":
-    raise ValueError(f"unknown ranksvm.metric {cfg.metric!r}; valid: ['euclidean', 'kissme']")
-  common = dict(C=cfg.C, max_iter=cfg.max_iter, metric=learned, chunk_size=cfg.chunk_size,
-                mesh=mesh)
-  k = int(cfg.k)
-  if k <= 0:
-    val = ctx.domain.pairs[ctx.attribute].get("val")
-    if val is None or not len(val.ordered()):
-      raise KeyError(f"choosing K needs ordered 'val' pairs for {ctx.attribute!r}; set "
-                     f"ranksvm.k > 0 to fix K instead")
-    k, by_k = local.select_k(x, pairs, x, val, grid=tuple(cfg.k_grid), **common)
-    ctx.info["val_accuracy_by_k"] = {str(kk): v for kk, v in by_k.items()}
-  ctx.info["k"] = k
-  out = {}
-  for name, p in ctx.eval_pairs.items():
-    res = local.local_ranksvm(x, pairs, x, p.a, p.b, k=k, **common)
-    out[name] = res.margin
-    src = pairs.source[res.neighbours]
-    ctx.info[f"neighbour_sources_{name}"] = {
-        code_name: float(np.mean(src == code)) for code_name, code in SOURCE_CODE.items()
-        if np.any(src == code)}
-    ctx.artifacts[f"neighbours_{name}"] = res.neighbours
-  return out
-
-
-def deepstn(ctx: CellContext) -> dict[str, np.ndarray]:
-  """DeepSTN: the Siamese RankNet with a spatial transformer, trained on the pool's pixels.
-
-  Trained into the cell's folder (resumable), early-stopped on the domain's val pairs (which
-  index the pool's leading domain images). Test scores sum `deepstn.test_crops` views. The
-  learned patch's mean centre on the test images is recorded, and the first seed of each
-  attribute draws `figures/stn_patches_<attribute>_<method>.png` (and, for the config's first
-  method, `figures/stn_patches_<attribute>.png`).
-  """
-  from densesynth_jax.train import ranker as deepstn_lib
-  cfg = ctx.config.deepstn
-  val = ctx.domain.pairs[ctx.attribute].get("val")
-  model = deepstn_lib.train_deepstn(cfg, ctx.pool.images, ctx.pool.pairs,
-                                    ctx.pool.images if val is not None else None, val,
-                                    ctx.workdir / f"deepstn_seed{ctx.seed}", seed=ctx.seed)
-  n = ctx.pool.num_domain_images
-  used = np.unique(np.concatenate([np.concatenate([p.a, p.b]) for p in ctx.eval_pairs.values()]))
-  scores = np.zeros(n, np.float32)  # only the images of evaluated pairs are scored
-  scores[used] = deepstn_lib.score_images(model, ctx.pool.images.images[used])
-  ctx.info["stages"] = model.stages
-  test = np.asarray(ctx.domain.splits.get("test", np.arange(n)))
-  boxes = deepstn_lib.patch_boxes(model, ctx.pool.images.images[test])
-  size = ctx.pool.images.image_shape[0]
-  ctx.info["patch_centre_xy"] = [float(((boxes[:, 0] + boxes[:, 2]) / 2).mean() / size),
-                                 float(((boxes[:, 1] + boxes[:, 3]) / 2).mean() / size)]
-  ctx.info["patch_side"] = float((boxes[:, 2] - boxes[:, 0]).mean() / size)
-  if ctx.seed == ctx.config.seeds[0]:
-    show = test[:: max(1, len(test) // 12)][:12]
-    figures = ctx.run_dir / "figures"
-    paths = [figures / f"stn_patches_{ctx.attribute}_{ctx.pool_method}.png"]
-    if ctx.pool_method == ctx.config.methods[0]:  # the run's headline figure (e.g. Real's)
-      paths.append(figures / f"stn_patches_{ctx.attribute}.png")
-    for path in paths:
-      deepstn_lib.save_patch_figure(path, model, ctx.pool.images.images[show])
-  return {name: scores[p.a] - scores[p.b] for name, p in ctx.eval_pairs.items()}
-
-
-def classifier(ctx: CellContext) -> dict[str, np.ndarray]:
-  """The Classifier baseline: score = the binary attribute classifier's output on each image.
-
-  The classifier is the pre-label one, trained on the generator's training images; ranking by
-  its posterior p(A|x) equals ranking by its decision value (a monotone map), which is used.
-  """
-  s = ctx.assets.prelabel(ctx.attribute)
-  return {name: s[p.a] - s[p.b] for name, p in ctx.eval_pairs.items()}
-
-
-# name -> fn(ctx) -> {eval set: margins}
-RANKERS: dict[str, Callable[[CellContext], dict[str, np.ndarray]]] = {
-    "ranksvm_global": ranksvm_global,
-    "ranksvm_local": ranksvm_local,
-    "deepstn": deepstn,
-    "classifier": classifier,
-}
 CLASSIFIER = "classifier"  # the method that is its own ranker: one row, whatever the rankers
 
 
-def _fingerprint(config: ml_collections.ConfigDict, **cell) -> str:
-  d = {k: v for k, v in config.to_dict().items() if k not in _SELECTION_FIELDS}
-  blob = json.dumps(dict(config=d, cell=cell), sort_keys=True, default=str)
+# The config blocks every cell depends on; each ranker and method adds its own
+# (rankers/registry.CONFIG_BLOCKS, methods.METHOD_BLOCKS). Selection fields and figures never
+# change a result.
+_COMMON_BLOCKS = ("data", "rank_image_size", "test_sets", "features", "pools")
+
+
+def cell_fingerprint(config: ml_collections.ConfigDict, ranker: str, method: str,
+                     attribute: str, seed: int) -> str:
+  """sha256 (16 hex digits) of the config fields the cell depends on, and the cell itself.
+
+  Changing e.g. `deepstn.*` leaves every RankSVM cell's fingerprint, hence its cached record,
+  as it was.
+  """
+  blocks = sorted(set(_COMMON_BLOCKS) | set(CONFIG_BLOCKS.get(ranker, ()))
+                  | set(methods_lib.METHOD_BLOCKS.get(method, ())))
+  full = config.to_dict()
+  d = {k: full.get(k) for k in blocks}
+  blob = json.dumps(dict(config=d, cell=dict(ranker=ranker, method=method, attribute=attribute,
+                                             seed=seed)), sort_keys=True, default=str)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -202,7 +78,6 @@ class FeatureCache:
     self._domain_feats: dict[str, np.ndarray] = {}
 
   def domain_features(self, name: str) -> np.ndarray:
-    from densesynth_jax.features import extract
     if name not in self._domain_feats:
       self._domain_feats[name] = extract.cached_features(
           name, self.domain.images, self.config.features, self.cache_dir)
@@ -210,10 +85,9 @@ class FeatureCache:
 
   def of(self, name: str, images) -> np.ndarray:
     """Features of any other ImageSet (e.g. synthetic images), cached by content."""
-    from densesynth_jax.features import extract
     return extract.cached_features(name, images, self.config.features, self.cache_dir)
 
-  def for_pool(self, pool: methods_lib.Pool) -> Callable[[str], np.ndarray]:
+  def for_pool(self, pool: Pool) -> Callable[[str], np.ndarray]:
     def get(name: str) -> np.ndarray:
       x = self.domain_features(name)
       if len(pool.images) > pool.num_domain_images:
@@ -275,31 +149,12 @@ def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
   if "dsynth_auto_oracle" in config.methods and domain.name != "sprites":
     raise ValueError(f"method 'dsynth_auto_oracle' needs the sprites renderer; domain "
                      f"{domain.name!r} has none")
-  if "deepstn" in config.rankers:  # a bad setting fails now, not after hours of other cells
-    from densesynth_jax.train import ranker as deepstn_lib
-    deepstn_lib.validate_config(config.deepstn)
+  for r in config.rankers:  # a bad setting fails now, not after hours of other cells
+    if r in VALIDATORS:
+      VALIDATORS[r](config)
 
 
-def _neighbour_figure(ctx: CellContext) -> None:
-  """Figure 4 of the paper for local rankers: test pairs and their nearest training pairs."""
-  if not ctx.config.figures.neighbours or ctx.seed != ctx.config.seeds[0]:
-    return
-  test_set = ctx.config.test_sets[0]
-  nbr = ctx.artifacts.get(f"neighbours_{test_set}")
-  if nbr is None:
-    return
-  from densesynth_jax.experiments.figures import save_neighbour_figure
-  p = ctx.eval_pairs[test_set]
-  rng = np.random.default_rng(ctx.seed)
-  show = np.sort(rng.permutation(len(p))[:4])
-  save_neighbour_figure(
-      ctx.run_dir / "figures" / f"neighbours_{ctx.attribute}_{ctx.pool_method}.png",
-      ctx.pool.images.images, p.a[show], p.b[show], p.label[show], ctx.pool.pairs, nbr[show],
-      title=f"{ctx.attribute}: {test_set} pairs and their nearest training pairs "
-            f"({ctx.pool_method}, K={ctx.info.get('k')})")
-
-
-def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets, ranker: str,
+def run_cell(config, domain, features: FeatureCache, assets: RunAssets, ranker: str,
              method: str, attribute: str, seed: int, workdir: Path) -> dict:
   """Trains and evaluates one cell, or returns its cached record when the config is unchanged.
 
@@ -307,7 +162,7 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
   """
   cell_dir = workdir / "rankers" / ranker / method / attribute
   path = cell_dir / f"seed{seed}.json"
-  fp = _fingerprint(config, ranker=ranker, method=method, attribute=attribute, seed=seed)
+  fp = cell_fingerprint(config, ranker, method, attribute, seed)
   if path.exists():
     record = io.read_json(path)
     if record.get("fingerprint") == fp:
@@ -315,9 +170,12 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
   t0 = time.perf_counter()
   pool = methods_lib.build_pool(method, domain, attribute, config, seed, assets)
   eval_pairs = {t: domain.pairs[attribute][t].ordered() for t in config.test_sets}
-  ctx = CellContext(config, domain, pool, attribute, seed, cell_dir, features.for_pool(pool),
-                    eval_pairs, assets, method, workdir)
-  margins = RANKERS[ranker](ctx)
+  first_seed = seed == config.seeds[0]
+  ctx = FitContext(config, domain, pool, attribute, seed, method, cell_dir,
+                   features.for_pool(pool), assets.prelabel,
+                   figures_dir=workdir / "figures" if first_seed else None,
+                   headline=method == config.methods[0])
+  margins = margins_for(RANKERS[ranker](ctx), eval_pairs)
   accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in config.test_sets}
   record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
                 accuracy=accuracy, num_test_pairs={t: len(p) for t, p in eval_pairs.items()},
@@ -325,7 +183,6 @@ def run_cell(config, domain, features: FeatureCache, assets: methods_lib.Assets,
                 seconds=round(time.perf_counter() - t0, 3), fingerprint=fp)
   if ctx.artifacts:
     io.save_npz(cell_dir / f"seed{seed}_artifacts.npz", **ctx.artifacts)
-  _neighbour_figure(ctx)
   io.write_json(path, record)
   return record
 
@@ -345,11 +202,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     print(f"[data] domain {domain.name} keeps its train pairs fixed: replicates redraw only the "
           f"random choices of training", flush=True)
   if config.figures.domain:
-    from densesynth_jax.experiments.figures import save_domain_figures
     save_domain_figures(domain, workdir / "figures")
 
   features = FeatureCache(config, domain, workdir / "cache" / "features")
-  from densesynth_jax.experiments.assets import RunAssets
   assets = RunAssets(config, domain, workdir, features)
   cells = cell_list(config)
   replicates: dict[int, Domain] = {}
@@ -390,7 +245,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
            + tables.gaps_markdown(gaps) + "\n")
   io.write_text(workdir / "results.md", md + "\n")
   io.write_text(workdir / "results.csv", tables.csv_text(summary))
-  from densesynth_jax.experiments.figures import save_accuracy_figures
   save_accuracy_figures(summary, workdir / "figures", list(config.rankers) + [CLASSIFIER],
                         config.methods, config.attributes, title=f"domain {domain.name}")
   print(md, flush=True)

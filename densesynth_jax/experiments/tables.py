@@ -27,16 +27,20 @@ the differences paired by (run, seed).
 
 from __future__ import annotations
 
+import argparse
 import collections
 import csv
 import io
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
+
+from densesynth_jax import io as io_lib
 
 REFERENCE = "real"  # the default reference method of the paired differences
 CLASSIFIER = "classifier"  # the ranker (and method) with no `real` of its own
@@ -287,7 +291,6 @@ def combine_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
   cell gets its run folder as `run`. `reference_rows` as in `markdown_table`. Raises naming a run
   without results.
   """
-  from densesynth_jax import io as io_lib
   runs = [Path(d) for d in run_dirs]
   if not runs:
     raise ValueError("combine_runs needs at least one run folder")
@@ -318,8 +321,6 @@ def combine_runs(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  import argparse
-  import sys
   parser = argparse.ArgumentParser(description="Pool the cells of finished runs into one table.")
   parser.add_argument("runs", nargs="+", help="run folders holding results.json")
   parser.add_argument("--out", required=True, help="folder for results.{json,md,csv}")

@@ -28,7 +28,7 @@ import numpy as np
 
 from densesynth_jax import io
 from densesynth_jax.features import color, gist, pixels
-from densesynth_jax.train.logging import Progress
+from densesynth_jax.progress import Progress
 from densesynth_jax.types import ImageSet
 
 # Bump when a feature's numbers change for the same config, so old caches are not reused.

@@ -35,10 +35,13 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
-from densesynth_jax.experiments.evaluate import margin_accuracy
+from densesynth_jax import mesh as mesh_lib
+from densesynth_jax.metrics import margin_accuracy
+from densesynth_jax.plotting import save_neighbour_figure
+from densesynth_jax.rankers import metric as metric_lib
 from densesynth_jax.rankers import ranksvm
-from densesynth_jax.train import mesh as mesh_lib
-from densesynth_jax.types import PairSet
+from densesynth_jax.rankers.base import FitContext, pool_features
+from densesynth_jax.types import SOURCE_CODE, PairSet
 
 _HI = lax.Precision.HIGHEST
 GRAM_MAX_PAIRS = 8192   # pair Gram matrix of at most 8192² float32 = 256 MiB
@@ -328,3 +331,70 @@ def select_k(train_features, train_pairs: PairSet, val_features, val_pairs: Pair
     by_k[k] = done[kk]
   best = max(sorted(by_k), key=lambda k: (by_k[k], -k))
   return best, by_k
+
+
+class LocalRanker:
+  """FG-LP as a trained ranker: a lazy learner that solves a RankSVM per queried pair.
+
+  `compare(a, b, tag)` records, under `tag`, the share of each pair source among the neighbours
+  (`ctx.info`) and the neighbours themselves (`ctx.artifacts`); for the run's first test set of
+  the first seed it draws the paper's Figure 4 (test pairs and their nearest training pairs).
+  """
+
+  def __init__(self, ctx: FitContext, x: np.ndarray, k: int, common: Mapping):
+    self.ctx, self.x, self.k, self.common = ctx, x, int(k), dict(common)
+
+  def compare(self, a: np.ndarray, b: np.ndarray, tag: str = "") -> np.ndarray:
+    ctx, pairs = self.ctx, self.ctx.pool.pairs
+    res = local_ranksvm(self.x, pairs, self.x, np.asarray(a), np.asarray(b), k=self.k,
+                        **self.common)
+    if tag:
+      src = pairs.source[res.neighbours]
+      ctx.info[f"neighbour_sources_{tag}"] = {
+          name: float(np.mean(src == code)) for name, code in SOURCE_CODE.items()
+          if np.any(src == code)}
+      ctx.artifacts[f"neighbours_{tag}"] = res.neighbours
+      if (ctx.figures_dir is not None and ctx.config.figures.neighbours
+          and tag == ctx.config.test_sets[0]):
+        self._figure(np.asarray(a), np.asarray(b), tag, res.neighbours)
+    return res.margin
+
+  def _figure(self, a: np.ndarray, b: np.ndarray, tag: str, neighbours: np.ndarray) -> None:
+    ctx = self.ctx
+    test = ctx.domain.pairs[ctx.attribute][tag].ordered()
+    show = np.sort(np.random.default_rng(ctx.seed).permutation(len(a))[:4])
+    save_neighbour_figure(
+        ctx.figures_dir / f"neighbours_{ctx.attribute}_{ctx.method}.png", ctx.pool.images.images,
+        a[show], b[show], test.label[show], ctx.pool.pairs, neighbours[show],
+        title=f"{ctx.attribute}: {tag} pairs and their nearest training pairs "
+              f"({ctx.method}, K={self.k})")
+
+
+def fit(ctx: FitContext) -> LocalRanker:
+  """FG-LP on the pool (`ranksvm` block): K chosen on the domain's val pairs from `k_grid` (or
+  fixed by `k` > 0); the neighbour metric is Euclidean or KISSME (`metric`)."""
+  cfg = ctx.config.ranksvm
+  x = pool_features(ctx)
+  pairs = ctx.pool.pairs
+  # Shard over accelerators only: host "devices" made by XLA_FLAGS share the same cores (no
+  # speed-up), and the sharded solver was seen to stall there under load. The sharded path
+  # itself is tested in tests/test_local.py.
+  mesh = (mesh_lib.make_mesh() if jax.device_count() > 1 and jax.default_backend() != "cpu"
+          else None)
+  learned = None
+  if cfg.metric == "kissme":
+    learned = metric_lib.kissme(x, pairs, rank=cfg.metric_rank)
+  elif cfg.metric != "euclidean":
+    raise ValueError(f"unknown ranksvm.metric {cfg.metric!r}; valid: ['euclidean', 'kissme']")
+  common = dict(C=cfg.C, max_iter=cfg.max_iter, metric=learned, chunk_size=cfg.chunk_size,
+                mesh=mesh)
+  k = int(cfg.k)
+  if k <= 0:
+    val = ctx.val_pairs()
+    if val is None or not len(val.ordered()):
+      raise KeyError(f"choosing K needs ordered 'val' pairs for {ctx.attribute!r}; set "
+                     f"ranksvm.k > 0 to fix K instead")
+    k, by_k = select_k(x, pairs, x, val, grid=tuple(cfg.k_grid), **common)
+    ctx.info["val_accuracy_by_k"] = {str(kk): v for kk, v in by_k.items()}
+  ctx.info["k"] = k
+  return LocalRanker(ctx, x, k, common)

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from densesynth_jax.rankers.base import FitContext, ScoreRanker, pool_features
 from densesynth_jax.types import PairSet
 
 FORMS = ("auto", "primal", "pairspace")
@@ -326,3 +327,13 @@ def fit_ranksvm(diffs, targets, weights, C=0.1, max_iter: int = 10, form: str = 
     form = "pairspace" if P <= D else "primal"
   fit = fit_pairspace if form == "pairspace" else fit_primal
   return fit(diffs, targets, weights, C=C, max_iter=max_iter, tol=tol)
+
+
+def fit(ctx: FitContext) -> ScoreRanker:
+  """RelAttr: one linear RankSVM on all pool pairs (`ranksvm` block); scores x·w."""
+  cfg = ctx.config.ranksvm
+  x = pool_features(ctx)
+  diffs, targets, weights = pair_differences(x, ctx.pool.pairs)
+  w = np.asarray(fit_ranksvm(diffs, targets, weights, C=cfg.C, max_iter=cfg.max_iter))
+  s = x @ w
+  return ScoreRanker(lambda idx: s[np.asarray(idx)])

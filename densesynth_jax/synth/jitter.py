@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax.synth.prior import AttributePrior, sample_identities, tweak
-from densesynth_jax.train.logging import Progress
+from densesynth_jax.progress import Progress
 from densesynth_jax.types import ImageSet, PairSet
 
 INTRA, INTER = 0, 1

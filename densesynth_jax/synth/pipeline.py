@@ -1,7 +1,8 @@
 """The synthesis stage of an experiment run: generator -> prior -> spectra -> pairs -> votes.
 
+It receives a LOADED generator (generator/artifact.py, or the sprites oracle of synth/oracle.py):
+whether one is trained first is the experiment runner's decision (experiments/assets.py).
 Everything lands under the run's workdir:
-  generator/                 the CVAE run (trained here when missing and `synth.train_generator`)
   synth/<attribute>/         synth.npz, prior.npz, meta.json (synth/store.py), and after
                              verification verified.npz + verification.json (synth/verify.py)
   synth/prior_control.json   how well the generator's ±δσ pairs of identities drawn from the
@@ -10,9 +11,7 @@ Everything lands under the run's workdir:
                              reference method `dsynth_auto_oracle`
   figures/synth_pairs_<attribute>.png
 
-`synth.generator` chooses the run's generator: "learned" (the CVAE of `config.generator`) or
-"oracle" (the sprite renderer itself, a perfect generator; sprites only). Synthetic images are
-rendered at the rankers' resolution (`render_size`, the runner's resolution rule).
+Synthetic images are rendered at the rankers' resolution (the generator's `render_size`).
 """
 
 from __future__ import annotations
@@ -20,54 +19,17 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import ml_collections
 import numpy as np
 
 from densesynth_jax import io
 from densesynth_jax.data import crowd as crowd_lib
 from densesynth_jax.data.registry import load_domain
-from densesynth_jax.synth import jitter, measure, store, verify
+from densesynth_jax.features import measure
+from densesynth_jax.synth import jitter, store, verify
+from densesynth_jax.synth.figures import save_synth_pairs_figure
 from densesynth_jax.synth.prior import fit_prior
 from densesynth_jax.types import Domain, PairSet
-
-
-def generator_dir(config: ml_collections.ConfigDict, workdir: Path) -> Path:
-  return Path(config.synth.generator_workdir) if config.synth.generator_workdir else (
-      Path(workdir) / "generator")
-
-
-GENERATORS = ("learned", "oracle")
-
-
-def ready_generator(config: ml_collections.ConfigDict, workdir: Path, kind: str | None = None,
-                    render_size: int | None = None):
-  """The run's generator (`kind`, default `synth.generator`), rendering at `render_size`.
-
-  "learned": the trained CVAE, trained first when allowed and missing; "oracle": the sprite
-  renderer (synth/oracle.py).
-  """
-  kind = kind or config.synth.generator
-  if kind not in GENERATORS:
-    raise ValueError(f"unknown synth.generator {kind!r}; valid: {list(GENERATORS)}")
-  if kind == "oracle":
-    if config.data.name != "sprites":
-      raise ValueError(f"synth.generator 'oracle' renders sprites only; domain "
-                       f"{config.data.name!r} has no renderer")
-    from densesynth_jax.synth.oracle import SpriteOracle
-    return SpriteOracle(render_size or config.data.image_size, nuisance=config.data.nuisance)
-  from densesynth_jax.train import generator as gen_lib
-  gdir = generator_dir(config, workdir)
-  if not gen_lib.is_trained(gdir, config.generator):
-    if not config.synth.train_generator:
-      raise FileNotFoundError(
-          f"no finished generator run in {gdir} matching config.generator: run `python "
-          f"train_generator.py --config=... --workdir={gdir}` or set synth.train_generator=True")
-    print(f"[synth] training the generator into {gdir}", flush=True)
-    from densesynth_jax import cli
-    cli.write_config(config.generator, gdir)
-    gen_lib.train_and_evaluate(config.generator, gdir)
-  return gen_lib.load_generator(gdir, render_size=render_size)
 
 
 def generator_domain(config: ml_collections.ConfigDict, domain: Domain) -> Domain:
@@ -106,7 +68,6 @@ def synth_set(config: ml_collections.ConfigDict, workdir: Path, gen, attribute: 
   print(f"[synth] {attribute}: {'reused' if reused else 'made'} {len(s.pairs)} pairs from "
         f"{s.info['num_identities']} identities ({folder})", flush=True)
   if not reused and config.figures.synth:
-    from densesynth_jax.synth.figures import save_synth_pairs_figure
     save_synth_pairs_figure(Path(workdir) / "figures" / f"{store_name}_pairs_{attribute}.png", s)
   if gen_attr != attribute:  # pools need the ranker's attribute name
     s = dataclasses.replace(s, pairs=dataclasses.replace(s.pairs, attribute=attribute))
@@ -115,9 +76,12 @@ def synth_set(config: ml_collections.ConfigDict, workdir: Path, gen, attribute: 
 
 def measurement_scorer(config: ml_collections.ConfigDict, domain: Domain, attribute: str,
                        features) -> measure.Scorer:
-  """The independent measurement of `attribute` (synth/measure.py) on the run's real images."""
-  x_dom = features.domain_features(config.verification.measure_feature)
-  return measure.fit_scorer(domain, attribute, x_dom, binary=domain.binary.get(attribute))
+  """The independent measurement of `attribute` (features/measure.py) on the run's real images.
+
+  A fixed penalty (ridge α 10, logistic C 1) on `verification.measure_feature`.
+  """
+  name = config.verification.measure_feature
+  return measure.fit_scorer(domain, attribute, features.domain_features(name), feature_name=name)
 
 
 def label_agreement(s: jitter.SynthSet, measured: np.ndarray) -> dict:
@@ -155,7 +119,7 @@ def prior_control(config: ml_collections.ConfigDict, workdir: Path, gen, domain:
   for attribute in attributes:
     s = jitter.synthesize(gen.render, prior, attribute, cfg)
     scorer = measurement_scorer(config, domain, attribute, features)
-    measured = scorer(features.of(config.verification.measure_feature, s.images))
+    measured = scorer.score_features(features.of(config.verification.measure_feature, s.images))
     report["attributes"][attribute] = dict(label_agreement(s, measured), scorer=scorer.report)
     r = report["attributes"][attribute]
     print(f"[synth] {store_name} control of {attribute}: auto labels agree with the measurement "
@@ -202,7 +166,7 @@ def verified_pairs(config: ml_collections.ConfigDict, workdir: Path, domain: Dom
       v = verify.load_verification(folder)
     else:
       scorer = measurement_scorer(config, domain, attribute, features)
-      measured = scorer(features.of(cfg.measure_feature, s.images))
+      measured = scorer.score_features(features.of(cfg.measure_feature, s.images))
       votes = simulated_votes(s, measured, cfg, int(config.synth.jitter.seed))
       v = verify.aggregate(votes, s.pairs.label, cfg.min_agreement)
       agree = label_agreement(s, measured)
@@ -244,5 +208,5 @@ def verification_config() -> ml_collections.ConfigDict:
   cfg.noise = 0.15  # perception noise, in units of the measured strengths' std
   cfg.equal_margin = 0.1  # perceived |difference| below this is voted "can't tell"
   cfg.min_agreement = 0.8  # keep pairs whose majority has at least this share (4 of 5)
-  cfg.measure_feature = "gist_lab"  # features of the independent measurement (synth/measure.py)
+  cfg.measure_feature = "gist_lab"  # features of the independent measurement (features/measure.py)
   return cfg

@@ -46,7 +46,6 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -54,11 +53,15 @@ import numpy as np
 import optax
 
 from densesynth_jax import io
+from densesynth_jax import mesh as mesh_lib
+from densesynth_jax.metrics import rank_accuracy
 from densesynth_jax.models import sampler
 from densesynth_jax.models import stn_ranker
-from densesynth_jax.train import mesh as mesh_lib
-from densesynth_jax.train.checkpoint import Checkpointer
-from densesynth_jax.train.logging import MetricsWriter, Progress
+from densesynth_jax.plotting import plt
+from matplotlib import patches
+from densesynth_jax.rankers.base import FitContext, ScoreRanker
+from densesynth_jax.train import loop
+from densesynth_jax.train.loop import TrainState
 from densesynth_jax.types import ImageSet, PairSet
 
 
@@ -101,9 +104,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.log_every = 50                  # steps between metrics.jsonl rows
   c.progress_every_s = 10.0         # seconds between progress lines
   c.seed = 0                        # default seed (train_deepstn's `seed` argument overrides it)
-  c.xla_fast_compile = False        # XLA backend optimisation level 0: about half the compile
-                                    # time, slower steps (tests and very short CPU runs)
-  c.lock()
+  c.xla_fast_compile = False        # XLA backend optimisation level 0: faster compiles,
+                                    # slower steps (tests and very short CPU runs)
   return c
 
 
@@ -198,15 +200,6 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
                        optax.sgd(lr, momentum=cfg.momentum))
   return optax.multi_transform({"ranker": sgd(cfg.lr), "loc": sgd(cfg.lr * cfg.loc_lr_mult)},
                                param_labels)
-
-
-@flax.struct.dataclass
-class TrainState:
-  """Everything one update changes: step (int32 scalar), params, batch_stats, opt_state."""
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
 
 
 # ------------------------------------------------------------------------------- compiled functions
@@ -341,8 +334,7 @@ def init_state(cfg: ml_collections.ConfigDict, mode: str, key: jax.Array,
 
 def padded_batch_size(batch_pairs: int, mesh: jax.sharding.Mesh) -> int:
   """batch_pairs rounded up to a multiple of the mesh's device count."""
-  n = mesh_lib.num_shards(mesh)
-  return int(math.ceil(batch_pairs / n) * n)
+  return loop.round_up(batch_pairs, mesh_lib.num_shards(mesh))
 
 
 def make_batch(pool_images: np.ndarray, pairs: PairSet, index: np.ndarray, size: int
@@ -391,21 +383,14 @@ class DeepSTNModel:
 
 
 def _batched(fn, variables, images: np.ndarray, batch: int, mesh, *extra) -> np.ndarray:
+  """fn(variables, image chunk, *extra) over padded fixed-size chunks (train/loop.py)."""
   images = np.asarray(images)
   if images.ndim != 4 or images.dtype != np.uint8:
     raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
   if len(images) == 0:
     raise ValueError("no images to score")
-  n_dev = mesh_lib.num_shards(mesh)
-  batch = int(math.ceil(batch / n_dev) * n_dev)  # one fixed shape: one compile for any N
-  out = []
-  for start in range(0, len(images), batch):
-    chunk = images[start:start + batch]
-    n = len(chunk)
-    if n < batch:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
-    out.append(np.asarray(fn(variables, mesh_lib.shard_batch(chunk, mesh), *extra))[:n])
-  return np.concatenate(out)
+  return loop.batched_apply(lambda v, *rest: fn(v, rest[-1], *rest[:-1]), [images], batch, mesh,
+                            variables, *extra)
 
 
 def _score(cfg, mode, mesh, variables, images: np.ndarray, num_crops: int) -> np.ndarray:
@@ -448,9 +433,6 @@ def patch_boxes(model: DeepSTNModel, images: np.ndarray) -> np.ndarray:
 def save_patch_figure(path: str | os.PathLike, model: DeepSTNModel, images: np.ndarray,
                       titles: Sequence[str] | None = None, ncols: int = 6) -> None:
   """Draws images with their learned patch as a box (DeepSTN's Figure 3) and saves a PNG."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   images = np.asarray(images)
   boxes = patch_boxes(model, images)
   n = len(images)
@@ -465,23 +447,13 @@ def save_patch_figure(path: str | os.PathLike, model: DeepSTNModel, images: np.n
     ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1
               else None, extent=(0, img.shape[1], img.shape[0], 0))
     x0, y0, x1, y1 = boxes[i]
-    ax.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+    ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
                                               edgecolor="red", linewidth=1.5))
     ax.set_xlim(0, img.shape[1])
     ax.set_ylim(img.shape[0], 0)
     if titles is not None and i < len(titles):
       ax.set_title(str(titles[i]), fontsize=8)
   io.save_figure(fig, path)
-
-
-def pairwise_accuracy(scores: np.ndarray, pairs: PairSet) -> float:
-  """Fraction of ORDERED pairs whose score difference has the label's sign (ties count wrong)."""
-  label = np.asarray(pairs.label)
-  ordered = label != 0
-  if not ordered.any():
-    raise ValueError(f"no ordered pairs to measure accuracy on ({pairs.attribute!r})")
-  d = np.asarray(scores)[np.asarray(pairs.a)] - np.asarray(scores)[np.asarray(pairs.b)]
-  return float(np.mean(np.sign(d[ordered]) == label[ordered]))
 
 
 # ------------------------------------------------------------------------------- training loop
@@ -491,14 +463,6 @@ _copy_tree = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 
 def _host(tree):
   return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
-
-
-def _check_finite(metrics: Mapping[str, Any], step: int, stage: str) -> dict[str, float]:
-  out = {k: float(v) for k, v in metrics.items()}
-  for k, v in out.items():
-    if not math.isfinite(v):
-      raise FloatingPointError(f"DeepSTN {stage} stage: non-finite {k} = {v} at step {step}")
-  return out
 
 
 def _validate_inputs(pool: ImageSet, train_pairs: PairSet, val_images: ImageSet | None,
@@ -514,19 +478,9 @@ def _validate_inputs(pool: ImageSet, train_pairs: PairSet, val_images: ImageSet 
       raise ValueError(f"validation pairs of {val_pairs.attribute!r} hold no ordered pair")
 
 
-def _check_stage_config(cfg: ml_collections.ConfigDict, stage_dir: Path) -> None:
-  """Writes the stage's config; on a rerun, refuses one whose model or optimiser differ (its
-  checkpoints belong to another run). Loop fields (epochs, patience, crops, ...) may change."""
-  path = stage_dir / "config.json"
-  current = json.loads(_cfg_key(cfg))
-  if path.exists() and any((stage_dir / "checkpoints").glob("*")):
-    stored = io.read_json(path)
-    stored = {k: v for k, v in stored.items() if k not in _LOOP_FIELDS}
-    changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
-    if changed:
-      raise ValueError(f"{stage_dir} holds checkpoints of a different DeepSTN config (fields "
-                       f"{changed} differ): use another workdir or delete it")
-  io.write_json(path, json.loads(cfg.to_json()))
+def _stage_identity(record: Mapping[str, Any]) -> dict:
+  """What a stage's checkpoints mean: every field but the loop's (epochs, patience, crops, ...)."""
+  return {k: v for k, v in record.items() if k not in _LOOP_FIELDS}
 
 
 def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
@@ -535,7 +489,8 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Trains one stage (resuming from its checkpoints); returns (best variables, summary)."""
   stage_dir = workdir / mode
-  _check_stage_config(cfg, stage_dir)
+  loop.claim_workdir(stage_dir / "config.json", json.loads(cfg.to_json()), _stage_identity,
+                     "DeepSTN config")
   fns = _functions(_cfg_key(cfg), mode, mesh)
   base = jax.random.fold_in(jax.random.key(seed), stage_idx)
   variables = _host(fns["init_variables"](jax.random.fold_in(base, 0)))
@@ -569,16 +524,6 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
     print(f"[deepstn] batch of {b} pairs padded to {size} with {size - b} zero-weight pair(s) "
           f"for the {mesh_lib.num_shards(mesh)} devices", flush=True)
 
-  ckpt = Checkpointer(stage_dir / "checkpoints", max_to_keep=2)
-  item, step = ckpt.restore_or(item)
-  state, meta = item["state"], {k: v.item() for k, v in _host(item["meta"]).items()}
-  best = item["best"]
-  if step >= total or meta["stopped"]:
-    print(f"[deepstn] {mode}: already trained ({step} steps, {meta['epochs_done']} epochs)",
-          flush=True)
-  elif step:
-    print(f"[deepstn] {mode}: resumed at step {step} (epoch {meta['epochs_done']})", flush=True)
-
   val_idx = val_sub = None
   if val_pairs is not None:
     val_idx = np.unique(np.concatenate([np.asarray(val_pairs.a), np.asarray(val_pairs.b)]))
@@ -590,47 +535,53 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
                       np.asarray(val_pairs.source), val_pairs.attribute)
     val_imgs = np.asarray(val_images.images)[val_idx]
 
-  writer = MetricsWriter(stage_dir / "metrics.jsonl")
   rng = jax.random.fold_in(base, 1)
   pool_images = np.asarray(pool.images)
-  progress = Progress(f"deepstn/{mode}", total, start=step, unit="steps",
-                      every_s=cfg.progress_every_s)
-  save = lambda: ckpt.save(step, dict(state=state, best=best, meta=as_arrays(meta)), force=True)
-  metrics = {}
-  while step < total and not meta["stopped"]:
+  host_meta = lambda item: {k: v.item() for k, v in _host(item["meta"]).items()}
+
+  def step_fn(item, step: int):
     epoch, i = divmod(step, steps_per_epoch)
     order = epoch_order(seed, stage_idx, epoch, n_pairs)
     batch = make_batch(pool_images, train_pairs, order[i * b:(i + 1) * b], size)
-    state, metrics = fns["update"](state, mesh_lib.shard_batch(batch, mesh), rng)
-    metrics = _check_finite(metrics, step + 1, mode)
-    step += 1
-    if step % max(1, cfg.log_every) == 0 or step == total:
-      writer.write(step, metrics, epoch=epoch)
-    progress.update(step, f"loss {metrics['loss']:.4f} s {metrics['scale']:.3f} "
-                    f"centre ({metrics['centre_x']:+.2f}, {metrics['centre_y']:+.2f})")
-    if step % steps_per_epoch == 0:
-      meta["epochs_done"] = step // steps_per_epoch
-      if val_pairs is not None:
-        variables = {"params": state.params, "batch_stats": state.batch_stats}
-        scores = _score(cfg, mode, mesh, variables, val_imgs, int(cfg.val_crops))
-        acc = float(np.float32(pairwise_accuracy(scores, val_sub)))  # as checkpointed
-        if acc > meta["best_acc"]:
-          meta.update(best_acc=acc, best_epoch=epoch, bad_epochs=0)
-          best = copy(variables)
-        else:
-          meta["bad_epochs"] += 1
-          if cfg.patience > 0 and meta["bad_epochs"] >= cfg.patience:
-            meta["stopped"] = True
-        writer.write(step, dict(val_acc=acc, best_val_acc=meta["best_acc"]), epoch=epoch)
-        print(f"[deepstn] {mode} epoch {epoch + 1}/{epochs}: val acc {acc:.4f} "
-              f"(best {meta['best_acc']:.4f} at epoch {meta['best_epoch'] + 1})", flush=True)
+    state, metrics = fns["update"](item["state"], mesh_lib.shard_batch(batch, mesh), rng)
+    return dict(item, state=state), metrics
+
+  def after_epoch(item, step: int, metrics, writer):
+    """Validation, the best epoch and early stopping at every epoch end (then a checkpoint)."""
+    if step % steps_per_epoch:
+      return item, loop.Hook()
+    meta, state, best = host_meta(item), item["state"], item["best"]
+    epoch = step // steps_per_epoch - 1
+    meta["epochs_done"] = epoch + 1
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    if val_pairs is not None:
+      scores = _score(cfg, mode, mesh, variables, val_imgs, int(cfg.val_crops))
+      acc = float(np.float32(rank_accuracy(scores, val_sub)))  # as checkpointed
+      if acc > meta["best_acc"]:
+        meta.update(best_acc=acc, best_epoch=epoch, bad_epochs=0)
+        best = copy(variables)
       else:
-        best = copy({"params": state.params, "batch_stats": state.batch_stats})
-        meta["best_epoch"] = epoch
-      save()
-    elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-      save()
-  ckpt.close()
+        meta["bad_epochs"] += 1
+        if cfg.patience > 0 and meta["bad_epochs"] >= cfg.patience:
+          meta["stopped"] = True
+      writer.write(step, dict(val_acc=acc, best_val_acc=meta["best_acc"]), epoch=epoch)
+      print(f"[deepstn] {mode} epoch {epoch + 1}/{epochs}: val acc {acc:.4f} "
+            f"(best {meta['best_acc']:.4f} at epoch {meta['best_epoch'] + 1})", flush=True)
+    else:
+      best = copy(variables)
+      meta["best_epoch"] = epoch
+    return dict(item, best=best, meta=as_arrays(meta)), loop.Hook(save=True, stop=meta["stopped"])
+
+  result = loop.run_loop(
+      item, workdir=stage_dir, name=f"deepstn/{mode}", total=total, step_fn=step_fn,
+      log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, after_step=after_epoch,
+      finished=lambda item: bool(host_meta(item)["stopped"]),
+      row_extra=lambda step: {"epoch": (step - 1) // steps_per_epoch},
+      describe=lambda m: (f"loss {m['loss']:.4f} s {m['scale']:.3f} "
+                          f"centre ({m['centre_x']:+.2f}, {m['centre_y']:+.2f})"),
+      progress_every_s=cfg.progress_every_s, finite_first=("loss",))
+  item, step, metrics = result.item, result.step, result.metrics
+  meta, best = host_meta(item), item["best"]
   if not metrics and (stage_dir / "summary.json").exists():  # nothing left to train: keep it
     return _host(best), io.read_json(stage_dir / "summary.json")
   summary = dict(mode=mode, best_epoch=int(meta["best_epoch"]),
@@ -697,3 +648,35 @@ def train_deepstn(cfg: ml_collections.ConfigDict, pool: ImageSet, train_pairs: P
     previous, stages[mode] = _train_stage(cfg, k, mode, epochs, pool, train_pairs, val_images,
                                           val_pairs, workdir, mesh, seed, loc_init, backbone_init)
   return DeepSTNModel(cfg, cfg.stages[-1], previous, stages, mesh)
+
+
+def fit(ctx: FitContext) -> ScoreRanker:
+  """DeepSTN on the pool's pixels (`deepstn` block), as a ranker of the experiment runner.
+
+  Trained into the cell's folder (resumable), early-stopped on the domain's val pairs (which
+  index the pool's leading domain images). Test scores sum `deepstn.test_crops` views. The
+  learned patch's mean centre and side on the test images are recorded; with figures on, it
+  draws `stn_patches_<attribute>_<method>.png` (and for the headline method
+  `stn_patches_<attribute>.png`).
+  """
+  cfg = ctx.config.deepstn
+  val = ctx.val_pairs()
+  images = ctx.pool.images
+  model = train_deepstn(cfg, images, ctx.pool.pairs, images if val is not None else None, val,
+                        ctx.workdir / f"deepstn_seed{ctx.seed}", seed=ctx.seed)
+  ctx.info["stages"] = model.stages
+  n = ctx.pool.num_domain_images
+  test = np.asarray(ctx.domain.splits.get("test", np.arange(n)))
+  boxes = patch_boxes(model, images.images[test])
+  size = images.image_shape[0]
+  ctx.info["patch_centre_xy"] = [float(((boxes[:, 0] + boxes[:, 2]) / 2).mean() / size),
+                                 float(((boxes[:, 1] + boxes[:, 3]) / 2).mean() / size)]
+  ctx.info["patch_side"] = float((boxes[:, 2] - boxes[:, 0]).mean() / size)
+  if ctx.figures_dir is not None:
+    show = test[:: max(1, len(test) // 12)][:12]
+    paths = [ctx.figures_dir / f"stn_patches_{ctx.attribute}_{ctx.method}.png"]
+    if ctx.headline:
+      paths.append(ctx.figures_dir / f"stn_patches_{ctx.attribute}.png")
+    for path in paths:
+      save_patch_figure(path, model, images.images[show])
+  return ScoreRanker(lambda idx: score_images(model, images.images[np.asarray(idx)]))
