@@ -78,3 +78,26 @@ def test_same_config_and_seeds_give_identical_results(tmp_path):
   a = (first / "results.json").read_bytes()
   b = (second / "results.json").read_bytes()
   assert a == b
+
+
+def test_cell_fingerprint_covers_only_what_the_cell_reads():
+  from configs import demo
+  from densesynth_jax.experiments.runner import cell_fingerprint
+  base = demo.get_config()
+  fp = lambda c, r, m: cell_fingerprint(c, r, m, "smiling", 0)
+  changed = demo.get_config()
+  changed.deepstn.lr = 0.5
+  changed.figures.synth = False
+  assert fp(changed, "ranksvm_local", "real") == fp(base, "ranksvm_local", "real")
+  assert fp(changed, "ranksvm_local", "dsynth") == fp(base, "ranksvm_local", "dsynth")
+  assert fp(changed, "deepstn", "real") != fp(base, "deepstn", "real")
+  synth = demo.get_config()
+  synth.synth.jitter.delta = 1.0
+  assert fp(synth, "ranksvm_local", "real") == fp(base, "ranksvm_local", "real")
+  assert fp(synth, "ranksvm_local", "dsynth_auto") != fp(base, "ranksvm_local", "dsynth_auto")
+  verify = demo.get_config()
+  verify.verification.noise = 0.5
+  assert fp(verify, "deepstn", "dsynth_auto") == fp(base, "deepstn", "dsynth_auto")
+  assert fp(verify, "deepstn", "dsynth") != fp(base, "deepstn", "dsynth")
+  # The cell itself: another seed or attribute is another record.
+  assert cell_fingerprint(base, "deepstn", "real", "smiling", 1) != fp(base, "deepstn", "real")
