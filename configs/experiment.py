@@ -6,7 +6,7 @@ defaults; a config file then sets its domain-specific choices (attributes, test 
 
 import ml_collections
 
-from configs.generator_sprites import small_model
+from configs.common import small_model
 from densesynth_jax.experiments import assets, methods
 from densesynth_jax.features import extract
 from densesynth_jax.synth import pipeline

@@ -10,8 +10,7 @@ a minute on a CPU. y is the 40 decision values of the appendix's pre-labelling c
 REAL images' own binary labels (synth/control.py).
 """
 
-from configs.common import parse_arg
-from configs.generator_sprites import small_model
+from configs.common import parse_arg, small_model
 from densesynth_jax.data import celeba
 from densesynth_jax.models import cvae
 from densesynth_jax.train import generator

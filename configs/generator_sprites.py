@@ -12,26 +12,10 @@ is controlled (an independent ridge regressor on real sprite pixels, synth/contr
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import parse_arg, small_model
 from densesynth_jax.data import sprites
 from densesynth_jax.models import cvae
 from densesynth_jax.train import generator
-
-
-def small_model(image_size: int, z_dim: int, width: int) -> ml_collections.ConfigDict:
-  """The paper's architecture with every width scaled to `width` (64 = the paper's finest)."""
-  m = cvae.default_config()
-  m.image_size = image_size  # model side; the domain's images are resized to it
-  m.z_dim = z_dim  # latent size
-  m.enc_widths = (width, 2 * width, 2 * width)  # paper: (64, 128, 256)
-  m.enc_top = 2 * width  # paper: 256
-  m.enc_fc = 8 * width  # paper: 1024
-  m.y_enc = 4 * width  # paper: 256
-  m.y_dec = 4 * width  # paper: 512
-  m.dec_fc = 4 * width  # paper: 256
-  m.dec_base = 2 * width  # paper: 256
-  m.dec_widths = (2 * width, 2 * width, width)  # paper: (256, 128, 64)
-  return m
 
 
 def full_config() -> ml_collections.ConfigDict:

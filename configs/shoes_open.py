@@ -19,9 +19,8 @@ with `:full_generator`.
 """
 
 from configs import generator_shoes
-from configs.common import parse_arg
+from configs.common import parse_arg, small_model
 from configs.experiment import experiment_config, reduce_generator_for_cpu
-from configs.generator_sprites import small_model
 from densesynth_jax.data import shoes, shoes_open
 
 
