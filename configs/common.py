@@ -3,6 +3,11 @@
 `parse_arg` turns the text after the colon in `--config=configs/demo.py:smoke,seeds=3` into a
 ConfigDict, so a config file can offer named variants (`smoke`) and typed knobs. `small_model` is
 the paper's generator architecture scaled down, used by the generator and experiment configs.
+
+Locking: config builders and `get_config` return UNLOCKED ConfigDicts, so a config file can
+extend or replace the blocks it builds on. The entry points lock the parsed config
+(`densesynth_jax/cli.py`, `lock_config=True`): there, `--config.x=...` may change a field but
+not add one.
 """
 
 from __future__ import annotations

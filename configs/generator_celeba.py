@@ -44,7 +44,6 @@ def real_domain_config(data, eval_attributes, smoke: bool, limit: int, train_las
     config.eval.identities = 8
     config.eval.pixels_size = 16
     config.figures.identities = 3
-  config.lock()
   return config
 
 

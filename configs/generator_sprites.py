@@ -106,6 +106,4 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False, demo=False)
   if arg.smoke and arg.demo:
     raise ValueError("choose one of the variants :smoke and :demo")
-  config = smoke_config() if arg.smoke else demo_generator_config() if arg.demo else full_config()
-  config.lock()
-  return config
+  return smoke_config() if arg.smoke else demo_generator_config() if arg.demo else full_config()

@@ -42,7 +42,6 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False)
   data = labelpack_domains.lfw10_config()  # LFW-10 smile pairs + PFSmile, the user's images
   generator = generator_celeba.get_config("smoke" if arg.smoke else None)  # CelebA CVAE
-  generator.unlock()
   generator.data.image_size = data.image_size  # render at the ranker domain's size
   config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
 

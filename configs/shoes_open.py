@@ -28,7 +28,6 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False, full_generator=False)
   data = shoes_open.default_config()
   generator = generator_shoes.get_config()  # the paper's CVAE on the 15k shoes
-  generator.unlock()
   generator.data = shoes.default_config()  # the generator's own domain (no pairs needed)
   if not arg.full_generator:
     reduce_generator_for_cpu(generator, num_steps=4000)  # ~10 epochs of the 12,000 train shoes
