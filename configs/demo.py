@@ -12,6 +12,8 @@ training pairs). `dsynth_auto_oracle` is DSynth-Auto with the sprite renderer as
 generator: a reference row, the ceiling of what semantic jitter gives here.
 """
 
+import copy
+
 from configs import generator_sprites
 from configs.common import parse_arg
 from configs.experiment import experiment_config
@@ -69,7 +71,9 @@ def get_config(arg=None):
     config.data.test_fine_pairs = 150
     config.data.test_coarse_pairs = 150
     config.generator = generator_sprites.get_config("smoke")
-    config.generator.data = config.data
+    # The smoke generator trains on the smoke domain's own settings: a copy, not an alias, so a
+    # later change to config.data leaves the generator's block as it is here.
+    config.generator.data = copy.deepcopy(config.data)
     config.synth.jitter.num_identities = 120  # min_gap keeps about 2/3 of the candidate pairs
     config.synth.jitter.num_pairs = 240
     config.synth.control_attributes = ()

@@ -3,6 +3,8 @@
   python train_ranker.py --config=configs/test.py --workdir=/tmp/densesynth_test
 """
 
+import copy
+
 from configs import demo
 
 
@@ -21,6 +23,7 @@ def get_config(arg=None):
   config.data.val_pairs = 30
   config.data.test_fine_pairs = 60
   config.data.test_coarse_pairs = 60
+  config.generator.data = copy.deepcopy(config.data)  # the generator trains on this tiny domain
   config.features.pixels_size = 8  # 8x8x3 = 192-d pixel features
   config.features.gist_image_size = 32  # GIST at the images' own size
   config.ranksvm.feature = "pixels"  # cheap features keep the end-to-end test fast
