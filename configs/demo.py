@@ -30,14 +30,13 @@ def get_config(arg=None):
   # strengths), kept apart from the sparse labelled pairs as in the paper.
   generator = generator_sprites.demo_config()
   generator.data = generator_sprites.generator_pool(data)
-  config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  # Attributes with real pairs (:full runs all three expressions); the domain's test PairSets.
+  config = experiment_config(data, generator, attributes=("smiling",),
+                             test_sets=("test_fine", "test_coarse"))  # configs/experiment.py
 
   config.rankers = ("ranksvm_local", "deepstn")  # add "ranksvm_global" for RelAttr's global one
   config.methods = ("real", "real_plus", "jitter", "dsynth", "dsynth_auto",
                     "dsynth_auto_oracle", "classifier")
-  # Attributes with real pairs; :full runs all three expressions.
-  config.attributes = ("smiling",)
-  config.test_sets = ("test_fine", "test_coarse")  # the domain's test PairSets to evaluate on
   config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs and every training draw
 
   # Semantic jitter inside the strengths the generator has seen: clip y, y ± δσ to the training

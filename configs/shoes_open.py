@@ -31,11 +31,10 @@ def get_config(arg=None):
   generator.data = shoes.default_config()  # the generator's own domain (no pairs needed)
   if not arg.full_generator:
     reduce_generator_for_cpu(generator, num_steps=4000)  # ~10 epochs of the 12,000 train shoes
-  config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  config = experiment_config(data, generator, attributes=("open",),
+                             test_sets=("test",))  # shared blocks, commented in experiment.py
   config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs (tables: mean ± std, Δ)
 
-  config.attributes = ("open",)
-  config.test_sets = ("test",)
   config.synth.attribute_map = {"open": "Sandal"}  # ranker attribute -> generator attribute
   config.synth.jitter.num_identities = 500  # synthetic identities
   config.synth.jitter.num_pairs = 1000  # synthetic pairs (≥ what pools draw: 500 real pairs)
