@@ -1,8 +1,8 @@
 """The embedded default: the whole pipeline on procedural "sprites" faces, no downloads.
 
-  python train_ranker.py --config=configs/demo.py            # 3 replicates, smiling (CPU minutes)
+  python train_ranker.py --config=configs/demo.py            # 3 replicates, smiling, on a CPU
   python train_ranker.py --config=configs/demo.py:full       # 5 replicates, all 3 expressions
-  python train_ranker.py --config=configs/demo.py:smoke      # a minute or two, for tests
+  python train_ranker.py --config=configs/demo.py:smoke      # tiny, for tests
 
 Sprites have KNOWN attribute strengths, so every number here is measured against the truth. The
 run trains a small generator into <workdir>/generator on its own pool of sprites (or reuses it),
@@ -10,6 +10,8 @@ synthesises ±δσ pairs per attribute, verifies them with a simulated crowd, an
 method on the same real pairs, replicate by replicate (each replicate redraws the sparse real
 training pairs). `dsynth_auto_oracle` is DSynth-Auto with the sprite renderer as a PERFECT
 generator: a reference row, the ceiling of what semantic jitter gives here.
+
+Measured run times and results of each variant: README.md (quick start, demo tables).
 """
 
 import copy
@@ -73,7 +75,7 @@ def get_config(arg=None):
     # The smoke generator trains on the smoke domain's own settings: a copy, not an alias, so a
     # later change to config.data leaves the generator's block as it is here.
     config.generator.data = copy.deepcopy(config.data)
-    config.synth.jitter.num_identities = 120  # min_gap keeps about 2/3 of the candidate pairs
+    config.synth.jitter.num_identities = 120  # min_gap drops some of their candidate pairs
     config.synth.jitter.num_pairs = 240
     config.synth.control_attributes = ()
     config.ranksvm.k_grid = (25, 50)

@@ -1,13 +1,14 @@
 """The Attribute2Image generator (CVAE) on the embedded sprites domain: no data to download.
 
   python train_generator.py --config=configs/generator_sprites.py          # paper size (a GPU job)
-  python train_generator.py --config=configs/generator_sprites.py:demo     # 3-5 minutes, 2 CPU cores
-  python train_generator.py --config=configs/generator_sprites.py:smoke    # seconds, for tests
+  python train_generator.py --config=configs/generator_sprites.py:demo     # small, for 2 CPU cores
+  python train_generator.py --config=configs/generator_sprites.py:smoke    # tiny, for tests
 
 The generator conditions on all 7 sprite strengths (3 expressions + 4 appearance attributes);
 its figures show spectra of the expressions and `generator_eval.json` measures how well each one
 is controlled (an independent ridge regressor on real sprite pixels, synth/control.py).
 `demo_generator_config()` is the small generator `configs/demo.py` trains before synthesising pairs.
+What its settings were measured to do: README.md ("Generator control on sprites").
 """
 
 import ml_collections
