@@ -77,7 +77,7 @@ def flags_parser(prog: str):
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of the config file `spec` (`path` or `path:arg`), as config_flags calls it."""
+  """`get_config(arg)` of the config file `spec` (`path` or `path:arg`), as config_flags does."""
   path, *arg = spec.split(":", 1)
   module_spec = importlib.util.spec_from_file_location("_densesynth_config_file", path)
   if module_spec is None:
@@ -94,6 +94,11 @@ def _element_type(value) -> type | None:
   """The one type of a non-empty tuple's elements (bool, int, float or str), else None."""
   kinds = {type(v) for v in value} if isinstance(value, tuple) else set()
   return kinds.pop() if len(kinds) == 1 and kinds <= set(_ELEMENT_TYPES) else None
+
+
+def _is_a(value, kind: type) -> bool:
+  """`value` has type `kind` exactly (a bool is no int); an int also serves for a float."""
+  return type(value) is kind or (kind is float and type(value) is int)
 
 
 def _lookup(config, path: str):
@@ -133,8 +138,7 @@ def check_override_types(config_flag) -> None:
   for path, value in tuples.items():
     default = _lookup(defaults, path)
     kind = _element_type(default)
-    ok = lambda v: type(v) is kind or (kind is float and type(v) is int)  # noqa: E731
-    if kind is not None and not all(ok(v) for v in value):
+    if kind is not None and not all(_is_a(v, kind) for v in value):
       raise ValueError(f"bad config override --{config_flag.name}.{path}={value!r}: expected a "
                        f"tuple of {kind.__name__}, like the config file's {default!r}")
 
