@@ -5,6 +5,7 @@
 
 from absl import app
 
+from configs import experiment
 from densesynth_jax import cli
 from densesynth_jax.experiments import runner
 
@@ -14,7 +15,8 @@ _CONFIG, _WORKDIR = cli.define_flags()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.run(runner.train_and_evaluate, _CONFIG, _WORKDIR, "train_ranker")
+  cli.run(runner.train_and_evaluate, _CONFIG, _WORKDIR, "train_ranker",
+          check=experiment.check_config)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   cfg = generator_sprites.get_config("demo")
-  cfg.unlock()
+  cfg.lock()  # as train_generator.py does: an override may change a field, not add one
   for item in args.overrides:
     _override(cfg, item)
   workdir = Path(args.workdir)

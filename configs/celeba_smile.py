@@ -38,16 +38,14 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False, full_generator=False)
   data = celeba_jaffe.default_config()  # CelebA train / val pairs, JAFFE test pairs
   generator = generator_celeba.get_config()  # the paper's CVAE on CelebA (40 pre-labels)
-  generator.unlock()
   generator.data = celeba.default_config()  # the generator's own domain: all 8,000 train faces
   if not arg.full_generator:
     reduce_generator_for_cpu(generator, num_steps=4000)  # ~16 epochs of the 8,000 train faces
-  config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  # JAFFE HAP pairs (margin 0.5; and 2.0: mostly smiling vs not); CelebA category pairs.
+  config = experiment_config(data, generator, attributes=("smiling",),
+                             test_sets=("test", "test_strong", "test_celeba"))  # experiment.py
   config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs (tables: mean ± std, Δ)
 
-  config.attributes = ("smiling",)
-  # JAFFE HAP pairs (margin 0.5; and 2.0: mostly smiling vs not); CelebA category pairs.
-  config.test_sets = ("test", "test_strong", "test_celeba")
   config.synth.attribute_map = {"smiling": "Smiling"}  # ranker attribute -> generator attribute
   config.synth.jitter.num_identities = 500  # synthetic identities
   config.synth.jitter.num_pairs = 1000  # synthetic pairs (≥ what pools draw: 500 real pairs)
@@ -69,7 +67,6 @@ def get_config(arg=None):
     config.rankers = ("ranksvm_local",)
     config.methods = ("real", "dsynth", "dsynth_auto", "classifier")
     config.generator = generator_celeba.get_config("smoke")
-    config.generator.unlock()
     config.generator.data.image_size = 64  # render at the ranker domain's size
     config.generator.train.num_steps = 100
     config.synth.jitter.num_identities = 60

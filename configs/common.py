@@ -1,12 +1,20 @@
 """Helpers shared by the config files.
 
 `parse_arg` turns the text after the colon in `--config=configs/demo.py:smoke,seeds=3` into a
-ConfigDict, so a config file can offer named variants (`smoke`) and typed knobs.
+ConfigDict, so a config file can offer named variants (`smoke`) and typed knobs. `small_model` is
+the paper's generator architecture scaled down, used by the generator and experiment configs.
+
+Locking: config builders and `get_config` return UNLOCKED ConfigDicts, so a config file can
+extend or replace the blocks it builds on. The entry points lock the parsed config
+(`densesynth_jax/cli.py`, `lock_config=True`): there, `--config.x=...` may change a field but
+not add one.
 """
 
 from __future__ import annotations
 
 import ml_collections
+
+from densesynth_jax.models import cvae
 
 
 def parse_arg(arg: str | None, lazy: bool = False, **spec) -> ml_collections.ConfigDict:
@@ -47,3 +55,19 @@ def parse_arg(arg: str | None, lazy: bool = False, **spec) -> ml_collections.Con
     else:
       cfg[name] = value
   return cfg
+
+
+def small_model(image_size: int, z_dim: int, width: int) -> ml_collections.ConfigDict:
+  """The paper's architecture with every width scaled to `width` (64 = the paper's finest)."""
+  m = cvae.default_config()
+  m.image_size = image_size  # model side; the domain's images are resized to it
+  m.z_dim = z_dim  # latent size
+  m.enc_widths = (width, 2 * width, 2 * width)  # paper: (64, 128, 256)
+  m.enc_top = 2 * width  # paper: 256
+  m.enc_fc = 8 * width  # paper: 1024
+  m.y_enc = 4 * width  # paper: 256
+  m.y_dec = 4 * width  # paper: 512
+  m.dec_fc = 4 * width  # paper: 256
+  m.dec_base = 2 * width  # paper: 256
+  m.dec_widths = (2 * width, 2 * width, width)  # paper: (256, 128, 64)
+  return m

@@ -1,30 +1,74 @@
 """The blocks every experiment config shares (`configs/demo.py`, `celeba_smile.py`, ...).
 
-`experiment_config(data, generator)` returns a full `train_ranker.py` config with the paper's
-defaults; a config file then sets its domain-specific choices (attributes, test sets, budgets).
+`experiment_config(data, generator, attributes=..., test_sets=...)` returns a full
+`train_ranker.py` config with the paper's defaults and the choices every experiment must make
+(which attributes, which test sets), checked; a config file then sets its other domain-specific
+choices (rankers, methods, budgets). `check_config` checks the fields that choose the cells once
+the command line has overridden them (train_ranker.py calls it before any work).
 """
 
 import ml_collections
 
-from configs.generator_sprites import small_model
+from configs.common import small_model
 from densesynth_jax.experiments import assets, methods
 from densesynth_jax.features import extract
 from densesynth_jax.synth import pipeline
 from densesynth_jax.rankers import deepstn
 
 
-def experiment_config(data: ml_collections.ConfigDict,
-                      generator: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A ranker-experiment config on the domain `data` with the generator config `generator`."""
+# The fields that choose the cells: name -> (element type, what to put there when it is empty).
+SELECTION_FIELDS = {
+    "rankers": (str, "name the rankers to train (densesynth_jax/experiments/runner.py)"),
+    "methods": (str, "name the methods to compare (densesynth_jax/experiments/methods.py)"),
+    "attributes": (str, "name the attributes with real pairs in the domain"),
+    "test_sets": (str, "name the domain's test PairSets to evaluate on"),
+    "seeds": (int, "name the replicate seeds, e.g. --config.seeds='(0,1,2)'"),
+}
+
+
+def _check_selection(where: str, name: str, value) -> None:
+  """Raises a one-line ValueError unless `value` is a non-empty tuple of SELECTION_FIELDS' type."""
+  kind, hint = SELECTION_FIELDS[name]
+  # bool is an int to Python, never a seed.
+  ok = isinstance(value, tuple) and all(isinstance(v, kind) and not isinstance(v, bool)
+                                        for v in value)
+  if not ok:
+    raise ValueError(f"{where}: {name} must be a tuple of {kind.__name__}, got {value!r}")
+  if not value:
+    raise ValueError(f"{where}: {name} is empty; {hint}")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the fields that choose the cells: non-empty tuples of names (seeds: of ints).
+
+  Raises a one-line ValueError naming the field. Whether the names exist (a registered ranker,
+  an attribute of the domain) is the runner's check, once the domain is loaded.
+  """
+  for name in SELECTION_FIELDS:
+    if name not in config:
+      raise ValueError(f"config: {name} is missing; {SELECTION_FIELDS[name][1]}")
+    _check_selection("config", name, config[name])
+
+
+def experiment_config(data: ml_collections.ConfigDict, generator: ml_collections.ConfigDict, *,
+                      attributes: tuple[str, ...],
+                      test_sets: tuple[str, ...]) -> ml_collections.ConfigDict:
+  """A ranker-experiment config on the domain `data` with the generator config `generator`.
+
+  `attributes` (attributes with real pairs in the domain) and `test_sets` (the domain's test
+  PairSets to evaluate on) are required: non-empty tuples of names, else a one-line ValueError.
+  """
+  _check_selection("experiment_config", "attributes", attributes)
+  _check_selection("experiment_config", "test_sets", test_sets)
   config = ml_collections.ConfigDict()
 
   # Which cells run: every (ranker, method, attribute, seed) combination. Rankers are registered
   # in densesynth_jax/experiments/runner.py, methods in experiments/methods.py.
   config.rankers = ("ranksvm_local", "deepstn")
   config.methods = ("real", "real_plus", "jitter", "dsynth", "dsynth_auto", "classifier")
-  config.attributes = ()  # attributes with real pairs in the domain (set by each config)
+  config.attributes = attributes  # attributes with real pairs in the domain
   config.seeds = (0,)  # results are mean ± std over these, e.g. --config.seeds='(0,1,2)'
-  config.test_sets = ()  # the domain's test PairSets to evaluate on (set by each config)
+  config.test_sets = test_sets  # the domain's test PairSets to evaluate on
 
   config.data = data  # the domain (densesynth_jax/data/registry.py)
   # The side (pixels) at which rankers see every image, real and synthetic. 0 = the paper's rule

@@ -4,14 +4,13 @@
   DENSESYNTH_DATA_DIR=/path/to/data python train_generator.py --config=configs/generator_celeba.py:smoke
 
 The default is the paper's full-size model at 64×64 for ~100 epochs over the 8,000 train images
-(a GPU job: 25,000 steps); `:smoke` trains a tiny model at 32×32 on the first 600 images in about
-a minute on a CPU. y is the 40 decision values of the appendix's pre-labelling classifiers
+(a GPU job: 25,000 steps); `:smoke` trains a tiny model at 32×32 on the first 600 images on a
+CPU. y is the 40 decision values of the appendix's pre-labelling classifiers
 (data/prelabel.py); the control evaluation scores generated faces with classifiers trained on the
 REAL images' own binary labels (synth/control.py).
 """
 
-from configs.common import parse_arg
-from configs.generator_sprites import small_model
+from configs.common import parse_arg, small_model
 from densesynth_jax.data import celeba
 from densesynth_jax.models import cvae
 from densesynth_jax.generator import trainer as generator
@@ -45,7 +44,6 @@ def real_domain_config(data, eval_attributes, smoke: bool, limit: int, train_las
     config.eval.identities = 8
     config.eval.pixels_size = 16
     config.figures.identities = 3
-  config.lock()
   return config
 
 

@@ -1,37 +1,22 @@
 """The Attribute2Image generator (CVAE) on the embedded sprites domain: no data to download.
 
   python train_generator.py --config=configs/generator_sprites.py          # paper size (a GPU job)
-  python train_generator.py --config=configs/generator_sprites.py:demo     # 3-5 minutes, 2 CPU cores
-  python train_generator.py --config=configs/generator_sprites.py:smoke    # seconds, for tests
+  python train_generator.py --config=configs/generator_sprites.py:demo     # small, for 2 CPU cores
+  python train_generator.py --config=configs/generator_sprites.py:smoke    # tiny, for tests
 
 The generator conditions on all 7 sprite strengths (3 expressions + 4 appearance attributes);
 its figures show spectra of the expressions and `generator_eval.json` measures how well each one
 is controlled (an independent ridge regressor on real sprite pixels, synth/control.py).
 `demo_generator_config()` is the small generator `configs/demo.py` trains before synthesising pairs.
+What its settings were measured to do: README.md ("Generator control on sprites").
 """
 
 import ml_collections
 
-from configs.common import parse_arg
+from configs.common import parse_arg, small_model
 from densesynth_jax.data import sprites
 from densesynth_jax.models import cvae
 from densesynth_jax.generator import trainer as generator
-
-
-def small_model(image_size: int, z_dim: int, width: int) -> ml_collections.ConfigDict:
-  """The paper's architecture with every width scaled to `width` (64 = the paper's finest)."""
-  m = cvae.default_config()
-  m.image_size = image_size  # model side; the domain's images are resized to it
-  m.z_dim = z_dim  # latent size
-  m.enc_widths = (width, 2 * width, 2 * width)  # paper: (64, 128, 256)
-  m.enc_top = 2 * width  # paper: 256
-  m.enc_fc = 8 * width  # paper: 1024
-  m.y_enc = 4 * width  # paper: 256
-  m.y_dec = 4 * width  # paper: 512
-  m.dec_fc = 4 * width  # paper: 256
-  m.dec_base = 2 * width  # paper: 256
-  m.dec_widths = (2 * width, 2 * width, width)  # paper: (256, 128, 64)
-  return m
 
 
 def full_config() -> ml_collections.ConfigDict:
@@ -122,6 +107,4 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False, demo=False)
   if arg.smoke and arg.demo:
     raise ValueError("choose one of the variants :smoke and :demo")
-  config = smoke_config() if arg.smoke else demo_generator_config() if arg.demo else full_config()
-  config.lock()
-  return config
+  return smoke_config() if arg.smoke else demo_generator_config() if arg.demo else full_config()

@@ -42,14 +42,13 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False)
   data = labelpack_domains.lfw10_config()  # LFW-10 smile pairs + PFSmile, the user's images
   generator = generator_celeba.get_config("smoke" if arg.smoke else None)  # CelebA CVAE
-  generator.unlock()
   generator.data.image_size = data.image_size  # render at the ranker domain's size
-  config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  # "smile"; PFSmile (the paper's) and LFW-10's own test pairs.
+  config = experiment_config(data, generator, attributes=(labelpack_domains.LFW10_ATTRIBUTE,),
+                             test_sets=("test", "lfw10_test"))  # configs/experiment.py
 
   config.rankers = ("ranksvm_local", "deepstn")  # FG-LP-style local RankSVM and DeepSTN
   config.methods = ("real", "jitter", "dsynth_auto")  # what applies here (module docstring)
-  config.attributes = (labelpack_domains.LFW10_ATTRIBUTE,)  # "smile"
-  config.test_sets = ("test", "lfw10_test")  # PFSmile (the paper's); LFW-10's own test pairs
   config.synth.attribute_map = {"smile": "Smiling"}  # ranker attribute -> generator attribute
   config.synth.jitter.num_identities = 2000  # the paper's faces: 2,000 identities
   config.synth.jitter.num_pairs = 5000  # and 5,000 pairs (≥ what DSynth-Auto draws)

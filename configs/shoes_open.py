@@ -19,9 +19,8 @@ with `:full_generator`.
 """
 
 from configs import generator_shoes
-from configs.common import parse_arg
+from configs.common import parse_arg, small_model
 from configs.experiment import experiment_config, reduce_generator_for_cpu
-from configs.generator_sprites import small_model
 from densesynth_jax.data import shoes, shoes_open
 
 
@@ -29,15 +28,13 @@ def get_config(arg=None):
   arg = parse_arg(arg, smoke=False, full_generator=False)
   data = shoes_open.default_config()
   generator = generator_shoes.get_config()  # the paper's CVAE on the 15k shoes
-  generator.unlock()
   generator.data = shoes.default_config()  # the generator's own domain (no pairs needed)
   if not arg.full_generator:
     reduce_generator_for_cpu(generator, num_steps=4000)  # ~10 epochs of the 12,000 train shoes
-  config = experiment_config(data, generator)  # shared blocks, commented in configs/experiment.py
+  config = experiment_config(data, generator, attributes=("open",),
+                             test_sets=("test",))  # shared blocks, commented in experiment.py
   config.seeds = (0, 1, 2)  # replicates: each redraws the real train pairs (tables: mean ± std, Δ)
 
-  config.attributes = ("open",)
-  config.test_sets = ("test",)
   config.synth.attribute_map = {"open": "Sandal"}  # ranker attribute -> generator attribute
   config.synth.jitter.num_identities = 500  # synthetic identities
   config.synth.jitter.num_pairs = 1000  # synthetic pairs (≥ what pools draw: 500 real pairs)

@@ -1,7 +1,9 @@
-"""A tiny config for the test suite: 32x32 sprites, few identities, seconds on a CPU.
+"""A tiny config for the test suite: 32x32 sprites, few identities, sized for a CPU.
 
   python train_ranker.py --config=configs/test.py --workdir=/tmp/densesynth_test
 """
+
+import copy
 
 from configs import demo
 
@@ -12,7 +14,7 @@ def get_config(arg=None):
   config.rankers = ("ranksvm_global", "ranksvm_local")
   config.methods = ("real",)
   config.attributes = ("smiling", "mouth_open")
-  config.data.image_size = 32  # small images: rendering and features in a few seconds
+  config.data.image_size = 32  # small images: cheap rendering and features
   config.data.num_train_identities = 16
   config.data.num_val_identities = 4
   config.data.num_test_identities = 6
@@ -21,6 +23,7 @@ def get_config(arg=None):
   config.data.val_pairs = 30
   config.data.test_fine_pairs = 60
   config.data.test_coarse_pairs = 60
+  config.generator.data = copy.deepcopy(config.data)  # the generator trains on this tiny domain
   config.features.pixels_size = 8  # 8x8x3 = 192-d pixel features
   config.features.gist_image_size = 32  # GIST at the images' own size
   config.ranksvm.feature = "pixels"  # cheap features keep the end-to-end test fast
@@ -29,7 +32,7 @@ def get_config(arg=None):
 
 
 def tiny_deepstn(config):
-  """`config` with the DeepSTN ranker only, at its smallest: seconds per cell on a CPU."""
+  """`config` with the DeepSTN ranker only, at its smallest, for a CPU."""
   config.rankers = ("deepstn",)
   config.attributes = ("smiling",)
   config.deepstn.image_size = 32

@@ -53,12 +53,13 @@ def zap50k_experiment(protocol: int, arg) -> ml_collections.ConfigDict:
   data = labelpack_domains.zap50k_config()  # official pairs + the user's official images
   data.protocol = protocol
   data.split = arg.split  # protocol 1: the official split 0-9
-  config = experiment_config(data, generator_shoes.get_config())  # blocks: configs/experiment.py
+  # Attributes: open, pointy, sporty, comfort. Test: protocol 1: the split's 300 pairs; 2: the
+  # fine-grained pairs.
+  config = experiment_config(data, generator_shoes.get_config(), attributes=data.attributes,
+                             test_sets=("test",))  # shared blocks: configs/experiment.py
 
   config.rankers = ("ranksvm_local", "deepstn")  # FG-LP-style local RankSVM and DeepSTN
   config.methods = ("real", "jitter")  # the methods that apply here (module docstring)
-  config.attributes = data.attributes  # open, pointy, sporty, comfort
-  config.test_sets = ("test",)  # protocol 1: the split's 300 pairs; 2: the fine-grained pairs
   config.deepstn.scale_init = 0.4  # DeepSTN's shoes setting (patch 0.4 of the image)
   config.figures.domain = False  # the domain has no per-image strengths to plot
   # DSynth-Auto only in :open_sandal; elsewhere a listed DSynth method stops at "no generator"
