@@ -154,10 +154,7 @@ def default_workdir() -> Path:
   return Path("runs") / config_name(config_flags.get_config_filename(flags.FLAGS["config"]))
 
 
-def write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-  text = config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
-  workdir.mkdir(parents=True, exist_ok=True)
-  io.write_text(workdir / "config.json", text)
+write_config = io.write_config  # <workdir>/config.json
 
 
 def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_holder,

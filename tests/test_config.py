@@ -16,9 +16,8 @@ from densesynth_jax.experiments import tables
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ["demo", "test", "celeba_smile", "shoes_open", "lfw_smile", "zap50k_1", "zap50k_2"]
 GENERATORS = ["generator_sprites", "generator_celeba", "generator_shoes"]
-# Blocks that still lock themselves: densesynth_jax/train/ranker.py's default_config (DeepSTN)
-# calls c.lock() (issue 11: remove it there, then empty this set).
-_SELF_LOCKED = {"deepstn"}
+# Blocks that lock themselves: none (the entry point is the one place that locks).
+_SELF_LOCKED: set[str] = set()
 
 
 def test_parse_arg_variants_and_types():
