@@ -28,6 +28,11 @@ def get_config(arg=None):
     raise ValueError("choose one of the variants :smoke and :full")
   # The domain: procedural cartoon faces, clustered real strengths, simulated crowd labels.
   data = sprites.default_config()
+  # The run's pre-label classifier (Real+, the Classifier baseline): GIST + Lab at the rankers'
+  # resolution. Sprites keep their true strengths, so this recipe pre-labels nothing else here.
+  data.prelabel.feature = "gist_lab"
+  data.prelabel.C = 1.0
+  data.prelabel.pca_dim = 128
   # The generator trains on its own, larger pool of sprites (new identities, same clustered
   # strengths), kept apart from the sparse labelled pairs as in the paper.
   generator = generator_sprites.demo_config()

@@ -10,10 +10,10 @@ the command line has overridden them (train_ranker.py calls it before any work).
 import ml_collections
 
 from configs.common import small_model
-from densesynth_jax.experiments import assets, methods
+from densesynth_jax.experiments import methods
 from densesynth_jax.features import extract
-from densesynth_jax.synth import pipeline
 from densesynth_jax.rankers import deepstn
+from densesynth_jax.synth import pipeline
 
 
 # The fields that choose the cells: name -> (element type, what to put there when it is empty).
@@ -99,7 +99,7 @@ def experiment_config(data: ml_collections.ConfigDict, generator: ml_collections
   config.synth = pipeline.default_config()
   config.verification = pipeline.verification_config()  # DSynth: simulated crowd of 5
   config.pools = methods.default_config()  # synthetic-to-real ratio, DSynth's real share, jitter
-  config.assets = assets.default_config()  # the pre-label classifier (Real+, Classifier)
+  # Real+ and the Classifier baseline use the domain's pre-label recipe (its `prelabel` block).
 
   config.figures = ml_collections.ConfigDict()
   config.figures.domain = True  # contact sheet and strength histograms of the domain

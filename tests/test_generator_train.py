@@ -220,7 +220,9 @@ def test_train_and_evaluate_writes_figures_and_evaluation(tmp_path, monkeypatch)
   assert saved["fingerprint"] == result["fingerprint"] == artifact.checkpoint_hash(tmp_path)
   assert set(saved["control"]) == {"red"}
   c = saved["control"]["red"]
-  assert -1 <= c["spearman"] <= 1 and 0 <= c["pair_accuracy"] <= 1
+  # Every identity's ±gap pairs were measured: 3 pairs of steps (-2, 0), (-1, 1), (0, 2) each.
+  assert c["num_pairs"] == 3 * cfg.eval.identities
+  assert len(c["measured_mean_by_step"]) == len(cfg.eval.steps)
   assert c["scorer"]["kind"] == "regressor" and "heldout_spearman" in c["scorer"]
   for name in ("reconstructions.png", "samples.png", "spectra_red.png"):
     assert (tmp_path / "figures" / name).stat().st_size > 0

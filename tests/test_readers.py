@@ -4,7 +4,6 @@ Tests marked real_data read $DENSESYNTH_DATA_DIR (CI: ../shared/data) and read o
 the others build tiny stand-in layouts from generated images in tmp_path.
 """
 
-import warnings
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Semantic jitter: the prior, the tweaks, pair construction, persistence and reuse."""
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 

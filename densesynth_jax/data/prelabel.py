@@ -244,6 +244,23 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
 # ---------------------------------------------------------------------------------------------
 # The switch the domain builders call.
 
+def domain_settings(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The one pre-label recipe of a run: its domain's `prelabel` block over the defaults.
+
+  The block is `data.prelabel`, or for a composite domain the `prelabel` block of its first
+  part that has one (CelebA -> JAFFE: `data.celeba.prelabel`; shoes "open": `data.shoes.prelabel`).
+  The experiment runner's pre-label classifier (Real+, the Classifier baseline) uses the same
+  settings as the domain builder's pre-labelled strengths.
+  """
+  if "prelabel" in data:
+    return _settings(data)
+  for key in data.keys():
+    child = data[key]
+    if isinstance(child, ml_collections.ConfigDict) and "prelabel" in child:
+      return _settings(child)
+  return default_config()
+
+
 def _settings(cfg) -> ml_collections.ConfigDict:
   """cfg.prelabel merged over the defaults (a missing block or field takes the default)."""
   out = default_config()

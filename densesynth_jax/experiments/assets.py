@@ -3,8 +3,10 @@
 - `prelabel(attribute)`: the pre-label classifier's strengths for the domain's images (the
   paper's appendix): a linear classifier trained on the generator's training images (the
   domain's train split) with BINARY labels — the dataset's own binary annotation where it has one
-  (CelebA), else the attribute's strength thresholded at the train split's median (sprites) — on
-  `config.prelabel.feature`. Real+ orders pseudo pairs by it; the Classifier baseline ranks by it.
+  (CelebA), else the attribute's strength thresholded at the train split's median (sprites) —
+  with the domain's pre-label recipe (`data/prelabel.domain_settings`: the same features and
+  settings that pre-label the domain's strengths). Real+ orders pseudo pairs by it; the
+  Classifier baseline ranks by it.
 - `synth(attribute)`: the semantic-jitter set of the attribute, made from the run's generator
   (trained first into `<workdir>/generator` when `synth.train_generator` and it is missing),
   persisted under `<workdir>/synth/<attribute>/` and reused until its inputs change.
@@ -23,7 +25,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from pathlib import Path
 
 import ml_collections
@@ -83,15 +85,6 @@ def binary_labels(domain: Domain, attribute: str) -> np.ndarray:
   return (strength > threshold).astype(np.int8)
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """The `assets` fields of an experiment config."""
-  cfg = ml_collections.ConfigDict()
-  cfg.prelabel_feature = "gist_lab"  # features of the pre-label / Classifier baseline
-  cfg.prelabel_C = 1.0  # its logistic-regression inverse regularisation
-  cfg.prelabel_pca_dim = 128  # PCA size before the classifier (0: none)
-  return cfg
-
-
 class RunAssets(methods.Assets):
   """Assets of one run; each is computed at most once per process and cached on disk."""
 
@@ -106,18 +99,24 @@ class RunAssets(methods.Assets):
   # -- pre-label classifier -------------------------------------------------------------------
 
   def prelabel(self, attribute: str) -> np.ndarray:
+    """The pre-label classifier's strengths of the domain's images (the domain's recipe)."""
     if attribute in self._prelabel:
       return self._prelabel[attribute]
-    cfg = self.config.assets
-    path = self.workdir / "cache" / f"prelabel_{attribute}.npz"
+    p = prelabel_lib.domain_settings(self.config.data)
+    key = hashlib.sha256(io.dumps(dict(p.to_dict(), attribute=attribute)).encode()).hexdigest()
+    path = self.workdir / "cache" / f"prelabel_{attribute}_{key[:12]}.npz"
     if path.exists():
       strengths = io.load_npz(path)["strengths"]
     else:
-      x = self.features.domain_features(cfg.prelabel_feature)
+      if p.feature == "hog_color":
+        x = prelabel_lib.prelabel_features(self.domain.images.images, p.feature)
+      else:  # the run's feature cache, at the rankers' resolution
+        x = self.features.domain_features(p.feature)
       binary = binary_labels(self.domain, attribute)[:, None]
       strengths, report = prelabel_lib.prelabel_strengths(
-          x, binary, self.domain.splits["train"], cfg.prelabel_C, attribute_names=[attribute],
-          pca_dim=cfg.prelabel_pca_dim)
+          x, binary, self.domain.splits[p.fit_split], float(p.C), classifier=p.classifier,
+          attribute_names=[attribute], standardize=bool(p.standardize), pca_dim=int(p.pca_dim),
+          max_iter=int(p.max_iter), seed=int(p.seed))
       strengths = strengths[:, 0]
       io.save_npz(path, strengths=strengths)
       io.write_json(path.with_suffix(".json"), report)

@@ -8,7 +8,6 @@ Pools refer to images by index: a method never copies the real images per pair.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import jax
@@ -169,12 +168,12 @@ NEEDS_SYNTH = ("dsynth", "dsynth_auto", "dsynth_auto_oracle")
 REFERENCE_METHODS = {"dsynth_auto_oracle": "dsynth_auto"}
 
 # The config blocks each method's pool depends on beyond the common ones (the runner's cell
-# fingerprint covers them): the pre-label classifier, the generator and semantic jitter, and
-# DSynth's verification.
+# fingerprint covers them): the generator and semantic jitter, and DSynth's verification (the
+# pre-label classifier of Real+ and Classifier follows the domain's block, common to all).
 _SYNTH = ("generator", "synth")
-METHOD_BLOCKS = {"real": (), "real_plus": ("assets",), "jitter": (),
+METHOD_BLOCKS = {"real": (), "real_plus": (), "jitter": (),
                  "dsynth": (*_SYNTH, "verification"), "dsynth_auto": _SYNTH,
-                 "dsynth_auto_oracle": _SYNTH, "classifier": ("assets",)}
+                 "dsynth_auto_oracle": _SYNTH, "classifier": ()}
 
 
 def build_pool(method: str, domain: Domain, attribute: str, cfg: ml_collections.ConfigDict,

@@ -20,4 +20,4 @@ VALIDATORS = {"deepstn": lambda config: deepstn.validate_config(config.deepstn)}
 
 # The experiment-config blocks each ranker reads (a cell's cache fingerprint covers them).
 CONFIG_BLOCKS = {"ranksvm_global": ("ranksvm",), "ranksvm_local": ("ranksvm",),
-                 "deepstn": ("deepstn",), "classifier": ("assets",)}
+                 "deepstn": ("deepstn",), "classifier": ()}

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 import ml_collections
-import numpy as np
 
 from densesynth_jax import io
 from densesynth_jax.synth.jitter import SynthSet

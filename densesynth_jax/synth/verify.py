@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import collections
 import csv
 import dataclasses
 import io as pyio
