@@ -34,6 +34,10 @@ epoch. Each stage is a loop over ONE jitted, donated update step `update(state, 
 
 Test-time scores are summed over `test_crops` views (10, as in the paper: the four corner crops
 and the centre crop, and their mirror images).
+
+The step loop, checkpoints, metrics rows and resume are the shared skeleton (train/loop.py); this
+module keeps the model, loss, batches and schedule. `fit(ctx)` is its entry as a ranker of the
+experiment runner (rankers/base.py).
 """
 
 from __future__ import annotations
