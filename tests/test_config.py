@@ -113,6 +113,7 @@ def test_check_config_rejects_bad_selection(field, value, message):
      "train_ranker: error: AttributeError: bad config override --config.not_a_field=1: unknown "
      "key 'not_a_field'"),
 ])
+@pytest.mark.slow
 def test_bad_override_fails_at_parse_time(tmp_path, script, args, message):
   """One stderr line, exit 1, and nothing written: the check runs before any work."""
   r = _run(script, *args, f"--workdir={tmp_path / 'w'}")

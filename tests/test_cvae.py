@@ -72,6 +72,7 @@ def test_bad_sizes_and_widths():
   assert cvae.stage_widths((64, 128), 3, "first") == [64, 128, 128]
 
 
+@pytest.mark.slow
 def test_encode_decode_sample(tiny):
   model, v = tiny
   rng = np.random.default_rng(0)
@@ -165,6 +166,7 @@ def test_conv_same_gradients_match_xla(k, patch_bytes, monkeypatch):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [3, 5])
 def test_subpixel_upsample_conv_is_upsample_then_conv(k):
   """UpsampleConv is exactly nearest ×2 upsampling + a k×k SAME conv, gradients included."""

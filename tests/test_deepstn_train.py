@@ -100,6 +100,7 @@ def test_bad_inputs_and_nonfinite():
     loop.check_finite({"loss": np.float32(np.nan), "grad_norm": 1.0}, 17, "deepstn/stn_only")
 
 
+@pytest.mark.slow
 def test_update_lowers_loss_on_a_fixed_batch():
   cfg = tiny_config()
   images, pairs = toy_domain(40, 0, 60)
@@ -120,6 +121,7 @@ def test_update_lowers_loss_on_a_fixed_batch():
   assert int(state.step) == 12
 
 
+@pytest.mark.slow
 def test_toy_domain_ranks_and_patch_moves_to_the_attribute(tmp_path):
   cfg = tiny_config()
   cfg.stages = ("stn_only",)
@@ -144,6 +146,7 @@ def test_toy_domain_ranks_and_patch_moves_to_the_attribute(tmp_path):
   assert any("val_acc" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_two_stages_and_resume_give_identical_params(tmp_path):
   cfg = tiny_config()
   cfg.stn_epochs, cfg.combined_epochs = 1, 2
@@ -222,6 +225,7 @@ def test_bad_deepstn_setting_fails_before_any_cell(tmp_path):
   assert not (tmp_path / "rankers").exists()
 
 
+@pytest.mark.slow
 def test_runner_trains_deepstn_cells_and_draws_patches(tmp_path):
   """`deepstn` as a runner ranker: margins on every test set, patch facts, both figures."""
   from configs import test as test_config

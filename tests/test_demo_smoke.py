@@ -14,6 +14,7 @@ from densesynth_jax.synth import jitter, store
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_smoke_runs_every_method(tmp_path):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)  # one host device, as in tests/test_main.py

@@ -92,6 +92,7 @@ def test_gist_matches_lear_reference_port():
     np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_gist_shapes_finite_and_grey_variant():
   rng = np.random.default_rng(0)
   imgs = rng.integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)

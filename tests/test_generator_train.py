@@ -60,6 +60,7 @@ def fixed_batch(d: Domain, cfg, mesh):
   return mesh_lib.shard_batch(dict(images=data.images[idx], y=data.y[idx]), mesh)
 
 
+@pytest.mark.slow
 def test_update_lowers_the_loss_on_a_fixed_batch():
   cfg = tiny_config()
   mesh = mesh_lib.make_mesh(1)
@@ -97,6 +98,7 @@ def sharded_step_matches() -> None:
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_single_device():
   if jax.device_count() >= 2:
     sharded_step_matches()
@@ -211,6 +213,7 @@ def test_control_evaluation_sees_control_and_its_absence():
   assert control.gap_pairs((-2, -1, 0, 1, 2), 2.0) == [(0, 2), (1, 3), (2, 4)]
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_writes_figures_and_evaluation(tmp_path, monkeypatch):
   cfg = tiny_config(steps=3)
   d = fake_domain()

@@ -128,6 +128,7 @@ def test_zap50k_protocol_1_counts_on_every_split(data_dir):
                                             labels.image_paths[labels.ordered["open"].b[row]])
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_zap50k_domains_on_stand_in_images(zap, data_dir):
   labels, root = zap
@@ -206,6 +207,7 @@ def test_zap50k_allow_corrupt_drops_the_pairs_of_a_bad_image(zap, data_dir, tmp_
   assert sum(len(p) for p in d.pairs["pointy"].values()) == 10 - touching
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_runner_smoke_on_zap50k(zap, data_dir, tmp_path):
   """configs/zap50k_2.py:smoke wired through the runner: global RankSVM, Real, 16×16 pixels."""
@@ -291,6 +293,7 @@ def test_lfw10_missing_items_are_listed_in_one_line(lfw, data_dir, tmp_path):
   assert f"missing 2 of 2 PFSmile image file(s) under {pf / 'images'}: q/1.jpg, q/2.jpg" in msg
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 @pytest.mark.parametrize("config", ["lfw_smile.py", "zap50k_2.py"])  # zap50k_1: same builder
 def test_train_ranker_without_images_exits_with_one_line(config, data_dir, tmp_path):

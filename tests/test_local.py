@@ -61,6 +61,7 @@ def test_neighbours_on_a_hand_made_example():
   assert local.analogous_pairs(x, pairs, test, [0], [1], k=2, metric=np.eye(2)).tolist() == [[1, 0]]
 
 
+@pytest.mark.slow
 def test_local_equals_a_loop_of_single_fits():
   x, train, xt, test = _problem()
   k = 10
@@ -79,6 +80,7 @@ def test_local_equals_a_loop_of_single_fits():
   assert set(np.unique(res.prediction)) <= {-1, 1}
 
 
+@pytest.mark.slow
 def test_chunking_and_gram_paths_agree():
   x, train, xt, test = _problem(seed=1)
   one = local.local_ranksvm(x, train, xt, test.a, test.b, k=10, chunk_size=64)
@@ -90,6 +92,7 @@ def test_chunking_and_gram_paths_agree():
   np.testing.assert_allclose(gathered, many.margin, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_k_above_the_number_of_pairs_is_the_global_ranksvm():
   x, train, xt, test = _problem(seed=2, P=30)
   res = local.local_ranksvm(x, train, xt, test.a, test.b, k=500, chunk_size=8)
@@ -125,6 +128,7 @@ def test_two_device_sharding_equals_one_device():
   assert "SHARDED_OK" in out.stdout, out.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_select_k_picks_the_best_validated_k():
   x, train, xt, val = _problem(seed=4)
   best, by_k = local.select_k(x, train, xt, val, grid=(5, 10, 500), chunk_size=8)

@@ -22,6 +22,7 @@ def _run(*args, cwd=ROOT):
                         capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_ranker_end_to_end_and_resume(tmp_path):
   workdir = tmp_path / "run"
   r = _run("--config=configs/test.py", f"--workdir={workdir}")
@@ -66,6 +67,7 @@ def test_train_ranker_end_to_end_and_resume(tmp_path):
     (["--config=configs/missing.py"], "missing.py"),
     (["--config=configs/demo.py:bogus"], "unknown config argument 'bogus'"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
   r = _run(*args, f"--workdir={tmp_path / 'w'}")
   assert r.returncode != 0

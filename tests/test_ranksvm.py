@@ -109,6 +109,7 @@ def test_high_accuracy_on_separable_ranking_data():
   assert rank_accuracy(np.asarray(ranksvm.scores(w, x)), test) > 0.95
 
 
+@pytest.mark.slow
 def test_zero_weight_equals_dropping_and_weight_two_equals_duplicating():
   # Shapes chosen to reuse the compilations of the SciPy test above.
   d, t, c = _problem(40, 10, seed=2, zero_weights=0)
@@ -137,6 +138,7 @@ def test_vmapped_and_jitted_fits_equal_single_fits():
                                np.asarray(ranksvm.fit_pairspace(d[i], t[i], c[i])), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_float32_is_accurate_at_paper_scale():
   # 990-d standardised features with correlated dimensions, K = 200 pairs (local-learning size).
   rng = np.random.default_rng(4)

@@ -95,6 +95,7 @@ def test_celeba_jaffe_domain(data_dir):
   np.testing.assert_array_equal(p.label, np.where(smile[p.a] == 1, 1, -1))
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_celeba_smile_smoke_run(data_dir, tmp_path, monkeypatch):
   """The real-face experiment end to end (tiny): generator, synthesis, verification, rankers."""

@@ -51,6 +51,7 @@ def _dark(img):
   return img[..., 1].astype(np.float64) < 60  # ink and the mouth's interior; skin green > 150
 
 
+@pytest.mark.slow
 def test_render_shape_dtype_and_chunking():
   p = sprites.demo_params(7, seed=3)
   a = sprites.render(p, 32, chunk=7)

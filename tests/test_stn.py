@@ -145,6 +145,7 @@ def _init(model, seed, x):
   return jax.tree.map(np.asarray, _INITS[model.mode](jax.random.key(seed), x))
 
 
+@pytest.mark.slow
 def test_model_starts_centred_and_shares_one_backbone():
   model = _tiny_model("combined")
   x = jnp.asarray(np.random.default_rng(5).uniform(-1, 1, (3, 16, 16, 3)), jnp.float32)
@@ -247,6 +248,7 @@ def sharded_step_check():
   assert np.any(np.asarray(jax.tree.leaves(p1)[0]) != 0)
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_single_device():
   if len(jax.devices()) >= 2:
     sharded_step_check()
