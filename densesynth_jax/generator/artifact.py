@@ -64,6 +64,17 @@ def checkpoint_hash(workdir: str | Path) -> str:
   return state_hash(meta, step, state.params, state.batch_stats)
 
 
+def check_identities(y: np.ndarray, z: np.ndarray, attribute_names, z_dim: int) -> None:
+  """Raises a one-line ValueError unless y is (B, A) and z is (B, z_dim), both finite."""
+  if y.ndim != 2 or y.shape[1] != len(attribute_names):
+    raise ValueError(f"y must be (B, {len(attribute_names)}) strengths of "
+                     f"{tuple(attribute_names)}, got shape {y.shape}")
+  if z.shape != (len(y), z_dim):
+    raise ValueError(f"z must be ({len(y)}, {z_dim}), got shape {z.shape}")
+  if not (np.isfinite(y).all() and np.isfinite(z).all()):
+    raise ValueError("y and z must be finite")
+
+
 class Generator:
   """A trained CVAE as a renderer (the decoder MEAN), jitted, batched, sharded over the mesh.
 
@@ -108,13 +119,7 @@ class Generator:
 
   def _batched(self, fn, y_raw, z, dtype) -> np.ndarray:
     y, z = self.standardise(y_raw), np.asarray(z, np.float32)
-    if y.ndim != 2 or y.shape[1] != len(self.attribute_names):
-      raise ValueError(f"y must be (B, {len(self.attribute_names)}) raw strengths of "
-                       f"{self.attribute_names}, got shape {y.shape}")
-    if z.shape != (len(y), self.z_dim):
-      raise ValueError(f"z must be ({len(y)}, {self.z_dim}), got shape {z.shape}")
-    if not (np.isfinite(y).all() and np.isfinite(z).all()):
-      raise ValueError("y and z must be finite")
+    check_identities(y, z, self.attribute_names, self.z_dim)
     side = self.render_size
     return batched_apply(fn, [y, z], self.batch, self._mesh, self.variables,
                          empty_shape=(side, side, 3), empty_dtype=dtype)

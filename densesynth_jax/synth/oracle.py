@@ -24,6 +24,7 @@ import numpy as np
 from scipy import special
 
 from densesynth_jax.data import sprites
+from densesynth_jax.generator.artifact import check_identities
 
 
 class SpriteOracle:
@@ -49,13 +50,7 @@ class SpriteOracle:
     """Render parameters of identities (y_raw, z): y clipped to [0, 1], style from Φ(z)."""
     y = np.asarray(y_raw, np.float32)
     z = np.asarray(z, np.float64)
-    if y.ndim != 2 or y.shape[1] != len(self.attribute_names):
-      raise ValueError(f"y must be (B, {len(self.attribute_names)}) strengths of "
-                       f"{self.attribute_names}, got shape {y.shape}")
-    if z.shape != (len(y), self.z_dim):
-      raise ValueError(f"z must be ({len(y)}, {self.z_dim}), got shape {z.shape}")
-    if not (np.isfinite(y).all() and np.isfinite(z).all()):
-      raise ValueError("y and z must be finite")
+    check_identities(y, z, self.attribute_names, self.z_dim)
     # Φ(z) in [0, 1); the upper clip keeps u strictly below 1 like a uniform draw.
     u = np.clip(special.ndtr(z), 0.0, np.nextafter(1.0, 0.0)).astype(np.float32)
     params = sprites.style_from_uniform(u, self.nuisance)
