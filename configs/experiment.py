@@ -10,6 +10,7 @@ the command line has overridden them (train_ranker.py calls it before any work).
 import ml_collections
 
 from configs.common import small_model
+from densesynth_jax.data import pairfiles
 from densesynth_jax.experiments import methods
 from densesynth_jax.features import extract
 from densesynth_jax.rankers import deepstn
@@ -39,15 +40,21 @@ def _check_selection(where: str, name: str, value) -> None:
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """Checks the fields that choose the cells: non-empty tuples of names (seeds: of ints).
+  """Checks the fields that choose the cells: non-empty tuples of names (seeds: of ints), and
+  `extra_test_sets` (a tuple, maybe empty, of `pairfiles.SPEC_FORMAT` strings, each of one of
+  the run's attributes, with a name that is not one of `test_sets`).
 
   Raises a one-line ValueError naming the field. Whether the names exist (a registered ranker,
-  an attribute of the domain) is the runner's check, once the domain is loaded.
+  an attribute of the domain) and whether the pair files do is the runner's check, once the
+  domain is loaded.
   """
   for name in SELECTION_FIELDS:
     if name not in config:
       raise ValueError(f"config: {name} is missing; {SELECTION_FIELDS[name][1]}")
     _check_selection("config", name, config[name])
+  # An empty tuple in the config file gives cli.check_override_types no element type to check
+  # an override against: `--config.extra_test_sets='(1,)'` is caught here.
+  pairfiles.parse_specs(config.get("extra_test_sets", ()), config.attributes, config.test_sets)
 
 
 def experiment_config(data: ml_collections.ConfigDict, generator: ml_collections.ConfigDict, *,
@@ -69,6 +76,11 @@ def experiment_config(data: ml_collections.ConfigDict, generator: ml_collections
   config.attributes = attributes  # attributes with real pairs in the domain
   config.seeds = (0,)  # results are mean ± std over these, e.g. --config.seeds='(0,1,2)'
   config.test_sets = test_sets  # the domain's test PairSets to evaluate on
+  # Your own test sets, each a pairs CSV (header image_a,image_b,label; +1 = image_a shows more)
+  # and its image folder: "NAME:ATTRIBUTE:PAIRS_CSV:IMAGES_DIR[:crop|pad]" (data/pairfiles.py),
+  # e.g. --config.extra_test_sets='("mine:smiling:/data/pairs.csv:/data/images",)'. Each is
+  # one more test set of its attribute's cells: a table, CSV lines and a figure of its own.
+  config.extra_test_sets = ()
 
   config.data = data  # the domain (densesynth_jax/data/registry.py)
   # The side (pixels) at which rankers see every image, real and synthetic. 0 = the paper's rule

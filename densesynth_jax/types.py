@@ -37,7 +37,8 @@ class ImageSet:
   Attributes:
     images: uint8 (N, H, W, C).
     ids: int64 (N,) stable image ids (e.g. file number); altered copies keep their source's id.
-    strengths: float32 (N, A) real-valued attribute strengths, or None.
+    strengths: float32 (N, A) real-valued attribute strengths, or None; a row of NaN marks an
+      image whose strengths are unknown (any other non-finite value is an error).
     groups: int64 (N,) identity / poser / group id per image, or None.
     attribute_names: names of the A strength columns (static).
   """
@@ -62,7 +63,10 @@ class ImageSet:
         raise ValueError(
             f"ImageSet.strengths has shape {self.strengths.shape}, expected "
             f"({n}, {len(self.attribute_names)}) for attributes {self.attribute_names}")
-      bad = np.flatnonzero(~np.isfinite(self.strengths).all(axis=1))
+      # A row is finite, or all NaN: strengths unknown (images added without annotations,
+      # e.g. a pair file's test images, data/pairfiles.py).
+      unknown = np.isnan(self.strengths).all(axis=1)
+      bad = np.flatnonzero(~(np.isfinite(self.strengths).all(axis=1) | unknown))
       if bad.size:
         raise ValueError(f"ImageSet.strengths is not finite at image index {int(bad[0])}")
     if self.groups is not None and _concrete(self.groups) and self.groups.shape != (n,):

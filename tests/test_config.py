@@ -90,6 +90,11 @@ def test_experiment_config_requires_attributes_and_test_sets():
     ("seeds", ("abc",), "config: seeds must be a tuple of int, got ('abc',)"),
     ("seeds", (True,), "config: seeds must be a tuple of int"),
     ("methods", ("real", 1), "config: methods must be a tuple of str"),
+    # Pair-file test sets (data/pairfiles.py): the empty default gives the CLI no element type.
+    ("extra_test_sets", (1,), "config.extra_test_sets[0]: expected a string NAME:ATTRIBUTE:"),
+    ("extra_test_sets", ("mine:smiling:p.csv",), "expected NAME:ATTRIBUTE:PAIRS_CSV:IMAGES_DIR"),
+    ("extra_test_sets", ("mine:eyes_open:p.csv:img",), "attribute 'eyes_open' is not one of"),
+    ("extra_test_sets", ("test_fine:smiling:p.csv:img",), "is already one of config.test_sets"),
 ])
 def test_check_config_rejects_bad_selection(field, value, message):
   config = _get_config("test")
@@ -105,6 +110,8 @@ def test_check_config_rejects_bad_selection(field, value, message):
      "tuple of int, like the config file's (0,)"),
     ("train_ranker.py", ["--config=configs/test.py", "--config.seeds=()"],
      "train_ranker: error: ValueError: config: seeds is empty"),
+    ("train_ranker.py", ["--config=configs/test.py", "--config.extra_test_sets=(1,)"],
+     "train_ranker: error: ValueError: config.extra_test_sets[0]: expected a string"),
     ("train_generator.py", ["--config=configs/generator_sprites.py:smoke",
                             "--config.model.enc_widths=8,x,8"],
      "expected a tuple of int"),

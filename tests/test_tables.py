@@ -181,3 +181,35 @@ def test_method_gaps_pair_learned_against_reference():
   line = tables.gaps_markdown([gap])
   assert line.startswith("- `t`, r, smiling: dsynth_auto − dsynth_auto_oracle (Δ −5.33 [")
   assert line.endswith("]*)")
+
+
+def test_a_test_set_of_some_attributes_only():
+  """A pair-file test set (data/pairfiles.py) measured on smiling only: no entry, diff or CSV
+  line for the other attribute, and its table has the smiling column only."""
+  cells = []
+  for s, bump in ((0, 0.0), (1, 0.1)):
+    for method, acc in (("real", 0.6), ("dsynth", 0.7)):
+      cells.append(dict(ranker="r", method=method, attribute="smiling", seed=s,
+                        accuracy={"t": acc + bump, "mine": acc + bump / 2}))
+      cells.append(dict(ranker="r", method=method, attribute="eyes_open", seed=s,
+                        accuracy={"t": acc}))
+  summary = tables.summarize(cells, ["t", "mine"])
+  assert set(summary["mine"]["r"]["dsynth"]) == {"smiling"}
+  assert set(summary["t"]["r"]["dsynth"]) == {"smiling", "eyes_open"}
+  d = summary["mine"]["r"]["dsynth"]["smiling"]["diff"]
+  assert d["n"] == 2 and np.isclose(d["mean"], 10.0)
+  gaps = tables.method_gaps(cells, ["t", "mine"], [("dsynth", "real")])
+  assert sorted((g["test_set"], g["attribute"]) for g in gaps) == [
+      ("mine", "smiling"), ("t", "eyes_open"), ("t", "smiling")]
+  md = tables.markdown_tables(summary, ["r"], ["real", "dsynth"], ["smiling", "eyes_open"],
+                              columns={"mine": ["smiling"]})
+  mine = md[md.index("## Test set `mine`"):]
+  assert "| ranker | method | smiling |\n" in mine and "eyes_open" not in mine
+  assert "| ranker | method | smiling | eyes_open |" in md[:md.index("## Test set `mine`")]
+  rows = [l for l in tables.csv_text(summary).splitlines() if l.startswith("mine,")]
+  assert len(rows) == 2 and all(",smiling," in l for l in rows)
+  # A cell missing a test set its other replicates have: the row is over the replicates with it.
+  cells.append(dict(ranker="r", method="real", attribute="smiling", seed=2, accuracy={"t": 0.9}))
+  again = tables.summarize(cells, ["t", "mine"])
+  assert again["mine"]["r"]["real"]["smiling"]["seeds"] == [0, 1]
+  assert again["t"]["r"]["real"]["smiling"]["seeds"] == [0, 1, 2]

@@ -54,6 +54,13 @@ def test_imageset_validation():
   s[1, 0] = np.inf
   with pytest.raises(ValueError, match="not finite at image index 1"):
     ImageSet(np.zeros((2, 4, 4, 3), np.uint8), np.arange(2), s, attribute_names=("x",))
+  # A row of NaN is "unknown" (e.g. a pair file's test image); a partly NaN row is an error.
+  s = np.zeros((3, 2), np.float32)
+  s[1] = np.nan
+  ImageSet(np.zeros((3, 4, 4, 3), np.uint8), np.arange(3), s, attribute_names=("x", "y"))
+  s[2, 0] = np.nan
+  with pytest.raises(ValueError, match="not finite at image index 2"):
+    ImageSet(np.zeros((3, 4, 4, 3), np.uint8), np.arange(3), s, attribute_names=("x", "y"))
   with pytest.raises(IndexError, match="image index 9"):
     _images().take([0, 9])
   with pytest.raises(KeyError, match="unknown attribute 'y'"):

@@ -52,7 +52,8 @@ lfw10 (registry name "lfw10", data block `lfw10_config()`): the paper's face set
   strengths None, as for zap50k.
 
 PFSmile file format (`<pfsmile_dir>/`, default <data_dir>/pfsmile/; PFSmile is not public, so
-the user builds these from their own copy):
+the user builds these from their own copy; every pair-file test set, `data/pairfiles.py`, reads
+the same CSV):
   pairs.csv   UTF-8 CSV. First line exactly `image_a,image_b,label`; then one pair per line:
               two image paths relative to images/ (subfolders allowed, e.g. per person), and the
               label: +1 (image_a smiles more), -1 (image_b smiles more) or 0 (equal; kept, but not
@@ -64,7 +65,6 @@ the user builds these from their own copy):
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -74,6 +74,7 @@ import numpy as np
 
 from densesynth_jax.data import imageio
 from densesynth_jax.data import labelpacks as lp
+from densesynth_jax.data import pairfiles
 from densesynth_jax.data.paths import data_dir as resolve_data_dir
 from densesynth_jax.types import Domain, ImageSet, PairSet, concat_images
 
@@ -86,7 +87,7 @@ LFW10_ATTRIBUTE = "smile"  # the LFW-10 attribute of the paper's face setting (P
 PFSMILE_FOLDER = "pfsmile"
 PFSMILE_PAIRS = "pairs.csv"
 PFSMILE_IMAGES = "images"
-PFSMILE_HEADER = ("image_a", "image_b", "label")
+PFSMILE_HEADER = pairfiles.HEADER
 PFSMILE_ID_OFFSET = 1_000_000  # PFSmile image ids start here (LFW-10 ids are 1..2000)
 
 PairsByAttribute = dict[str, dict[str, PairSet]]
@@ -323,42 +324,14 @@ def build_zap50k(cfg: ml_collections.ConfigDict) -> Domain:
 # LFW-10 -> PFSmile.
 
 def read_pfsmile_pairs(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
-  """Parses a PFSmile pairs.csv (format in the module docstring).
+  """Parses a PFSmile pairs.csv (format in the module docstring; the parser is
+  `pairfiles.read_pairs_csv`, shared with every pair-file test set).
 
   Returns (image_a paths, image_b paths, int8 labels). A malformed line raises a one-line
   ValueError naming the file and line.
   """
-  path = Path(path)
-  try:
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-  except UnicodeDecodeError as e:
-    raise ValueError(f"corrupt PFSmile pairs file (not UTF-8 text: {e.reason}): {path}") from None
-  a, b, label, header = [], [], [], None
-  for number, line in enumerate(lines, start=1):
-    if not line.strip() or line.lstrip().startswith("#"):
-      continue
-    fields = [f.strip() for f in next(csv.reader([line]))]
-    if header is None:
-      header = tuple(f.lower() for f in fields)
-      if header != PFSMILE_HEADER:
-        raise ValueError(f"PFSmile pairs file: line {number} must be the header "
-                         f"{','.join(PFSMILE_HEADER)}, got {line.strip()!r}: {path}")
-      continue
-    if len(fields) != 3 or not fields[0] or not fields[1]:
-      raise ValueError(f"PFSmile pairs file: line {number} needs 3 fields image_a,image_b,label:"
-                       f" {path}")
-    if fields[2] not in ("1", "+1", "-1", "0"):
-      raise ValueError(f"PFSmile pairs file: line {number} has label {fields[2]!r}, expected "
-                       f"+1, -1 or 0: {path}")
-    if fields[0] == fields[1]:
-      raise ValueError(f"PFSmile pairs file: line {number} compares {fields[0]} with itself: "
-                       f"{path}")
-    a.append(fields[0])
-    b.append(fields[1])
-    label.append(int(fields[2]))
-  if not a:
-    raise ValueError(f"PFSmile pairs file has no pairs: {path}")
-  return a, b, np.asarray(label, np.int8)
+  rows = pairfiles.read_pairs_csv(path, what="PFSmile pairs file")
+  return list(rows.image_a), list(rows.image_b), rows.label
 
 
 def pfsmile_pairs(path: str | Path, limit: int = 0) -> tuple[PairSet, tuple[str, ...]]:

@@ -31,6 +31,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from densesynth_jax.data import pairfiles
 from densesynth_jax.data import shoes
 from densesynth_jax.types import Domain, PairSet
 
@@ -108,7 +109,9 @@ def redraw_train_pairs(cfg: ml_collections.ConfigDict, domain: Domain, replicate
   if int(replicate) == 0:
     return {name: domain.pairs[name]["train"]}
   rank_of = np.asarray([OPENNESS.index(c) for c in shoes.CATEGORIES])
-  rank = rank_of[np.asarray(domain.images.groups)]
+  # Only the domain's own images have a category (pair-file test images follow them).
+  own = pairfiles.own_image_count(domain)
+  rank = rank_of[np.asarray(domain.images.groups)[:own]]
   rng = np.random.default_rng([int(cfg.pair_seed), int(replicate)])
   return {name: category_order_pairs(rank, domain.splits["train"], int(cfg.train_pairs), rng,
                                      name)}

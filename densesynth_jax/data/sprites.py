@@ -41,6 +41,7 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax.data import crowd
+from densesynth_jax.data import pairfiles
 from densesynth_jax.data import prelabel
 from densesynth_jax.types import Domain, ImageSet, PairSet
 
@@ -654,9 +655,10 @@ def redraw_train_pairs(cfg: ml_collections.ConfigDict, domain: Domain, replicate
   if int(replicate) == 0:
     return {a: domain.pairs[a]["train"] for a in cfg.attributes}
   params, groups, splits = domain_params(cfg)  # the TRUE strengths, even under pre-labelling
-  if len(groups) != len(domain.images):
-    raise ValueError(f"sprites: the domain has {len(domain.images)} images, its config "
-                     f"describes {len(groups)}; redraw pairs with the config that built it")
+  own = pairfiles.own_image_count(domain)  # pair-file test images follow the rendered ones
+  if len(groups) != own:
+    raise ValueError(f"sprites: the domain has {own} images, its config describes "
+                     f"{len(groups)}; redraw pairs with the config that built it")
   out = {}
   for attr in cfg.attributes:
     rng = np.random.default_rng([int(cfg.seed), 1, EXPRESSIONS.index(attr), 0, int(replicate)])

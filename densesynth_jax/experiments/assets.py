@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax import io
+from densesynth_jax.data import pairfiles
 from densesynth_jax.data import prelabel as prelabel_lib
 from densesynth_jax.experiments import methods
 from densesynth_jax.generator import artifact as generator_artifact
@@ -103,7 +104,11 @@ class RunAssets(methods.Assets):
     if attribute in self._prelabel:
       return self._prelabel[attribute]
     p = prelabel_lib.domain_settings(self.config.data)
-    key = hashlib.sha256(io.dumps(dict(p.to_dict(), attribute=attribute)).encode()).hexdigest()
+    what = dict(p.to_dict(), attribute=attribute)
+    extras = [[e["name"], e["digest"]] for e in self.domain.info.get(pairfiles.INFO_KEY, ())]
+    if extras:  # pair-file test images: more rows to score (none without, as before)
+      what["extra_test_sets"] = extras
+    key = hashlib.sha256(io.dumps(what).encode()).hexdigest()
     path = self.workdir / "cache" / f"prelabel_{attribute}_{key[:12]}.npz"
     if path.exists():
       strengths = io.load_npz(path)["strengths"]
@@ -113,8 +118,11 @@ class RunAssets(methods.Assets):
       else:  # the run's feature cache, at the rankers' resolution
         x = self.features.domain_features(p.feature)
       binary = binary_labels(self.domain, attribute)[:, None]
+      fit = np.asarray(self.domain.splits[p.fit_split])
+      # Held out: the domain's own images only (pair-file test images have no label).
+      held = np.setdiff1d(np.arange(pairfiles.own_image_count(self.domain)), fit)
       strengths, report = prelabel_lib.prelabel_strengths(
-          x, binary, self.domain.splits[p.fit_split], float(p.C), classifier=p.classifier,
+          x, binary, fit, float(p.C), eval_index=held, classifier=p.classifier,
           attribute_names=[attribute], standardize=bool(p.standardize), pca_dim=int(p.pca_dim),
           max_iter=int(p.max_iter), seed=int(p.seed))
       strengths = strengths[:, 0]

@@ -227,10 +227,13 @@ def save_accuracy_bars(path: str | os.PathLike, summary_t: Mapping,
 def save_accuracy_figures(summary: Mapping, outdir: str | os.PathLike,
                           rankers: Sequence[str] | None = None,
                           methods: Sequence[str] | None = None,
-                          attributes: Sequence[str] | None = None, title: str = "") -> list[Path]:
+                          attributes: Sequence[str] | None = None, title: str = "",
+                          columns: Mapping[str, Sequence[str]] | None = None) -> list[Path]:
   """`save_accuracy_bars` for every test set of a `tables.summarize` summary.
 
   Writes `outdir/accuracy_<test_set>.png` per test set that has results; returns the paths.
+  `columns`: test set -> its attributes, for a test set of some attributes only (a pair file's);
+  the others get `attributes`.
   """
   outdir = Path(outdir)
   paths = []
@@ -239,7 +242,7 @@ def save_accuracy_figures(summary: Mapping, outdir: str | os.PathLike,
       continue
     path = outdir / f"accuracy_{t}.png"
     head = f"{title}: " if title else ""
-    save_accuracy_bars(path, summary_t, rankers, methods, attributes,
+    save_accuracy_bars(path, summary_t, rankers, methods, (columns or {}).get(t, attributes),
                        title=f"{head}test set {t}, pairwise accuracy (%), mean ± std over "
                              f"{_seeds_note(summary_t)}")
     paths.append(path)

@@ -8,6 +8,10 @@ pool, train the ranker, and measure pairwise accuracy on every test set.
   choice of training (pools, DeepSTN's initialisation and batches) follows it; images, val and
   test pairs stay fixed. Tables give mean ± std over replicates and each method's paired
   difference to Real (same ranker, same replicate) with a 95% interval (experiments/tables.py).
+- **Pair-file test sets.** `config.extra_test_sets` adds a user's own test sets, each a pairs
+  CSV and an image folder (`data/pairfiles.py`): their images are appended to the domain's
+  before the resize, and each set is one more test set of its attribute's cells, so it gets its
+  own table, CSV lines and figure (columns: the attributes it was given for).
 - **Resolution.** The paper's rule, "We downsize real images to match the resolution of the
   synthetic ones": the rankers see every image, real and synthetic, at `rank_image_size`, by
   default the smaller of the domain's side and the generator's (`rank_image_size`).
@@ -31,6 +35,7 @@ import numpy as np
 
 
 from densesynth_jax import io
+from densesynth_jax.data import pairfiles
 from densesynth_jax.data.registry import (load_domain, redraws_train_pairs, replicate_domain,
                                           resize_domain)
 from densesynth_jax.experiments import methods as methods_lib
@@ -50,24 +55,52 @@ CLASSIFIER = "classifier"  # the method that is its own ranker: one row, whateve
 
 # The config blocks every cell depends on; each ranker and method adds its own
 # (rankers/registry.CONFIG_BLOCKS, methods.METHOD_BLOCKS). Selection fields and figures never
-# change a result.
-_COMMON_BLOCKS = ("data", "rank_image_size", "test_sets", "features", "pools")
+# change a result. The pair-file test sets change the domain's images, which every cell sees.
+_COMMON_BLOCKS = ("data", "rank_image_size", "test_sets", "extra_test_sets", "features", "pools")
 
 
 def cell_fingerprint(config: ml_collections.ConfigDict, ranker: str, method: str,
-                     attribute: str, seed: int) -> str:
+                     attribute: str, seed: int, inputs=None) -> str:
   """sha256 (16 hex digits) of the config fields the cell depends on, and the cell itself.
 
   Changing e.g. `deepstn.*` leaves every RankSVM cell's fingerprint, hence its cached record,
-  as it was.
+  as it was. `inputs`: JSON-able content the config only names (`extra_inputs`: the digests
+  of the pair-file test sets, so an edited pairs CSV or image recomputes); ignored when empty.
   """
   blocks = sorted(set(_COMMON_BLOCKS) | set(CONFIG_BLOCKS.get(ranker, ()))
                   | set(methods_lib.METHOD_BLOCKS.get(method, ())))
   full = config.to_dict()
   d = {k: full.get(k) for k in blocks}
-  blob = json.dumps(dict(config=d, cell=dict(ranker=ranker, method=method, attribute=attribute,
-                                             seed=seed)), sort_keys=True, default=str)
-  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+  if not d.get("extra_test_sets"):  # a run without pair files keeps its cached cells
+    d.pop("extra_test_sets", None)
+  blob = dict(config=d, cell=dict(ranker=ranker, method=method, attribute=attribute, seed=seed))
+  if inputs:
+    blob["inputs"] = inputs
+  return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def extra_test_sets(config: ml_collections.ConfigDict) -> list[pairfiles.PairFileSpec]:
+  """The config's pair-file test sets, parsed and checked against its attributes and test sets
+  (one-line ValueError naming the entry)."""
+  return pairfiles.parse_specs(config.get("extra_test_sets", ()), tuple(config.attributes),
+                               tuple(config.test_sets))
+
+
+def cell_test_sets(config: ml_collections.ConfigDict, attribute: str) -> list[str]:
+  """The test sets a cell of `attribute` is measured on: config.test_sets, then its pair files."""
+  return list(config.test_sets) + [s.name for s in extra_test_sets(config)
+                                   if s.attribute == attribute]
+
+
+def run_test_sets(config: ml_collections.ConfigDict) -> list[str]:
+  """Every test set of the run: config.test_sets, then the pair files' names (once each)."""
+  return list(dict.fromkeys(list(config.test_sets) + [s.name for s in extra_test_sets(config)]))
+
+
+def extra_inputs(domain: Domain) -> list:
+  """[name, attribute, content digest] of each pair-file test set the domain holds."""
+  return [[e["name"], e["attribute"], e["digest"]]
+          for e in domain.info.get(pairfiles.INFO_KEY, ())]
 
 
 class FeatureCache:
@@ -162,21 +195,22 @@ def run_cell(config, domain, features: FeatureCache, assets: RunAssets, ranker: 
   """
   cell_dir = workdir / "rankers" / ranker / method / attribute
   path = cell_dir / f"seed{seed}.json"
-  fp = cell_fingerprint(config, ranker, method, attribute, seed)
+  fp = cell_fingerprint(config, ranker, method, attribute, seed, extra_inputs(domain))
   if path.exists():
     record = io.read_json(path)
     if record.get("fingerprint") == fp:
       return record | {"cached": True}
   t0 = time.perf_counter()
   pool = methods_lib.build_pool(method, domain, attribute, config, seed, assets)
-  eval_pairs = {t: domain.pairs[attribute][t].ordered() for t in config.test_sets}
+  test_sets = cell_test_sets(config, attribute)
+  eval_pairs = {t: domain.pairs[attribute][t].ordered() for t in test_sets}
   first_seed = seed == config.seeds[0]
   ctx = FitContext(config, domain, pool, attribute, seed, method, cell_dir,
                    features.for_pool(pool), assets.prelabel,
                    figures_dir=workdir / "figures" if first_seed else None,
                    headline=method == config.methods[0])
   margins = margins_for(RANKERS[ranker](ctx), eval_pairs)
-  accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in config.test_sets}
+  accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in test_sets}
   record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
                 accuracy=accuracy, num_test_pairs={t: len(p) for t, p in eval_pairs.items()},
                 pool=pool.info, ranker_info=ctx.info,
@@ -187,12 +221,25 @@ def run_cell(config, domain, features: FeatureCache, assets: RunAssets, ranker: 
   return record
 
 
+def _extra_notes(domain: Domain) -> str:
+  """One line per pair-file test set for the head of results.md ("" without any)."""
+  lines = [f"- `{e['name']}` ({e['attribute']}): {e['num_ordered_pairs']} ordered of "
+           f"{e['num_pairs']} pairs over {e['num_images']} images, from `{e['pairs_file']}`"
+           for e in domain.info.get(pairfiles.INFO_KEY, ())]
+  return "Pair-file test sets:\n" + "\n".join(lines) if lines else ""
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
   """Runs every requested cell (resuming finished ones) and writes the result tables."""
   workdir = Path(workdir)
   t_start = time.perf_counter()
+  extras = extra_test_sets(config)  # a malformed entry or a missing file fails before any work
+  pairfiles.check_files(extras)
   domain = load_domain(config.data)
   _check_selection(config, domain)
+  if extras:  # at the domain's own side, before the resize (data/pairfiles.py)
+    domain = pairfiles.add_pair_file_test_sets(domain, extras,
+                                               cache_dir=config.data.get("cache_dir"))
   side = rank_image_size(config, domain.images.image_shape[0])
   domain = resize_domain(domain, side)
   print(f"[data] domain {domain.name}: {len(domain.images)} images at {side}×{side}, "
@@ -219,13 +266,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     print(f"[cell {i}/{len(cells)}] {'cached' if rec.get('cached') else 'done'}: {accs}",
           flush=True)
 
-  summary = tables.summarize(records, config.test_sets)
+  test_sets = run_test_sets(config)
+  summary = tables.summarize(records, test_sets)
   # Each reference row against the method it is the reference of (learned vs oracle generator).
-  gaps = tables.method_gaps(records, config.test_sets,
+  gaps = tables.method_gaps(records, test_sets,
                             [(m, r) for r, m in methods_lib.REFERENCE_METHODS.items()])
   # Wall time is kept out of results.json so that the same config and seeds give the same bytes.
   results = dict(domain=domain.name, domain_info=_reproducible(dict(domain.info)),
-                 test_sets=list(config.test_sets),
+                 test_sets=test_sets,
                  rank_image_size=side, replicates=[int(s) for s in config.seeds],
                  train_pairs_redrawn=redraws_train_pairs(config.data.name),
                  summary=summary, reference_gaps=gaps,
@@ -237,16 +285,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       f"{r['ranker']}/{r['method']}/{r['attribute']}/seed{r['seed']}": r.get("seconds")
       for r in records}))
   reference_rows = [m for m in config.methods if m in methods_lib.REFERENCE_METHODS]
+  # A pair file's table (and figure) has the columns of the attributes it was given for.
+  columns = {s.name: [a for a in config.attributes if s.name in cell_test_sets(config, a)]
+             for s in extras}
   md = tables.markdown_tables(summary, list(config.rankers) + [CLASSIFIER], config.methods,
                               config.attributes, reference_rows=reference_rows,
-                              title=f"Results: domain {domain.name}")
+                              title=f"Results: domain {domain.name}", notes=_extra_notes(domain),
+                              columns=columns)
   if gaps:
     md += ("\n## Learned generator vs its reference (paired, same replicate; 95% t-interval)\n\n"
            + tables.gaps_markdown(gaps) + "\n")
   io.write_text(workdir / "results.md", md + "\n")
   io.write_text(workdir / "results.csv", tables.csv_text(summary))
   save_accuracy_figures(summary, workdir / "figures", list(config.rankers) + [CLASSIFIER],
-                        config.methods, config.attributes, title=f"domain {domain.name}")
+                        config.methods, config.attributes, title=f"domain {domain.name}",
+                        columns=columns)
   print(md, flush=True)
   print(f"[done] {len(cells)} cells in {wall} s; results in {workdir}", flush=True)
   return results

@@ -103,7 +103,8 @@ def summarize(cells: Iterable[Mapping], test_sets: Sequence[str], reference: str
   has a row without a reference row or without common replicates. A ranker of
   `shared_reference_rankers` with no reference row of its own (the classifier) is compared to
   that of `reference_ranker` (default: the first ranker, in the order the cells come, that has a
-  `reference` cell).
+  `reference` cell). A test set that no cell of a (ranker, method, attribute) was measured on
+  (e.g. a pair-file test set of another attribute, data/pairfiles.py) has no entry there.
   """
   cells = list(cells)
   groups: dict = collections.defaultdict(list)
@@ -119,10 +120,13 @@ def summarize(cells: Iterable[Mapping], test_sets: Sequence[str], reference: str
   for (ranker, method, attribute), cs in groups.items():
     cs = sorted(cs, key=lambda c: c["seed"])
     for t in test_sets:
-      acc = np.asarray([100.0 * c["accuracy"][t] for c in cs], np.float64)
+      has = [c for c in cs if t in c["accuracy"]]  # a test set of some attributes only
+      if not has:
+        continue
+      acc = np.asarray([100.0 * c["accuracy"][t] for c in has], np.float64)
       out[t].setdefault(ranker, {}).setdefault(method, {})[attribute] = dict(
           mean=float(acc.mean()), std=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-          n=len(acc), seeds=[int(c["seed"]) for c in cs])
+          n=len(acc), seeds=[int(c["seed"]) for c in has])
     if method == reference:
       continue
     ref_ranker = ranker
@@ -140,11 +144,13 @@ def _paired_by_test_set(cs: Sequence[Mapping], ref_cs: Sequence[Mapping],
                         test_sets: Sequence[str], pair_key: Callable[[Mapping], Hashable]
                         ) -> dict[str, dict]:
   """{test set: `paired_interval` (in %, JSON-safe)} of cells cs against ref_cs on the
-  replicates both have ({} when none)."""
+  replicates both have with that test set (a test set without any is left out)."""
   own, ref = _by_key(cs, pair_key), _by_key(ref_cs, pair_key)
-  common = [k for k in own if k in ref]
   out = {}
-  for t in test_sets if common else ():
+  for t in test_sets:
+    common = [k for k in own if k in ref and t in own[k]["accuracy"] and t in ref[k]["accuracy"]]
+    if not common:
+      continue
     d = paired_interval([100.0 * own[k]["accuracy"][t] for k in common],
                         [100.0 * ref[k]["accuracy"][t] for k in common])
     out[t] = dict(mean=_json_float(d["mean"]), lo=_json_float(d["lo"]), hi=_json_float(d["hi"]),
@@ -253,15 +259,21 @@ def _heading(summary_t: Mapping, over: str) -> str:
 
 def markdown_tables(summary: Mapping, rankers: Sequence[str], methods: Sequence[str],
                     attributes: Sequence[str], title: str = "", notes: str = "",
-                    over: str = "replicate(s)", reference_rows: Sequence[str] = ()) -> str:
-  """One `markdown_table` per test set under a heading naming the statistics."""
+                    over: str = "replicate(s)", reference_rows: Sequence[str] = (),
+                    columns: Mapping[str, Sequence[str]] | None = None) -> str:
+  """One `markdown_table` per test set under a heading naming the statistics.
+
+  `columns`: test set -> its attribute columns, for a test set of some attributes only (a pair
+  file's); the others get `attributes`.
+  """
   parts = [f"# {title}" if title else "# Results", ""]
   if notes:
     parts += [notes, ""]
   for t, summary_t in summary.items():
+    cols = (columns or {}).get(t, attributes)
     parts += [f"## Test set `{t}`: pairwise accuracy (%) on ordered pairs, "
               f"{_heading(summary_t, over)}", "",
-              markdown_table(summary_t, rankers, methods, attributes, reference_rows), ""]
+              markdown_table(summary_t, rankers, methods, cols, reference_rows), ""]
   return "\n".join(parts)
 
 
