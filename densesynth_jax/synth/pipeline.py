@@ -32,20 +32,33 @@ from densesynth_jax.synth.prior import fit_prior
 from densesynth_jax.types import Domain, PairSet
 
 
-def generator_domain(config: ml_collections.ConfigDict, domain: Domain) -> Domain:
-  """The generator's training domain: the run's own when the data blocks agree, else loaded."""
-  if config.generator.data.to_dict() == config.data.to_dict():
-    return domain
-  return load_domain(config.generator.data)
+# data block (JSON) -> strengths of that domain's train split and its attribute names.
+_TRAIN_STRENGTHS: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+
+
+def _train_strengths(data: ml_collections.ConfigDict) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Strengths of a domain's train split, built once per process (a run asks several times)."""
+  key = data.to_json_best_effort(sort_keys=True)
+  if key not in _TRAIN_STRENGTHS:
+    domain = load_domain(data)
+    _TRAIN_STRENGTHS[key] = (domain.images.strengths[np.asarray(domain.splits["train"])],
+                             tuple(domain.images.attribute_names))
+  return _TRAIN_STRENGTHS[key]
 
 
 def generator_prior(config: ml_collections.ConfigDict, domain: Domain, gen):
-  """p(y) = N(μ, Σ) fitted to the strengths of the generator's real training images."""
+  """p(y) = N(μ, Σ) fitted to the strengths of the generator's real training images.
+
+  The generator's own domain (when it differs from the run's) is built once per process.
+  """
   cfg = config.synth.jitter
-  gdomain = generator_domain(config, domain)
-  train = np.asarray(gdomain.splits["train"])
-  return fit_prior(gdomain.images.strengths[train], gdomain.images.attribute_names, gen.z_dim,
-                   shrinkage=cfg.prior_shrinkage, ridge=cfg.prior_ridge)
+  if config.generator.data.to_dict() == config.data.to_dict():
+    strengths = domain.images.strengths[np.asarray(domain.splits["train"])]
+    names = tuple(domain.images.attribute_names)
+  else:
+    strengths, names = _train_strengths(config.generator.data)
+  return fit_prior(strengths, names, gen.z_dim, shrinkage=cfg.prior_shrinkage,
+                   ridge=cfg.prior_ridge)
 
 
 def synth_set(config: ml_collections.ConfigDict, workdir: Path, gen, attribute: str,
