@@ -22,7 +22,7 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from densesynth_jax import io
+from densesynth_jax import distributed, io
 
 # The error types that mean "bad input or bad state", reported in one line rather than a traceback.
 USER_ERRORS = (OSError, ValueError, KeyError, IndexError, AttributeError, FloatingPointError)
@@ -176,7 +176,9 @@ def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_
     if check is not None:
       check(config)
     workdir = Path(workdir_holder.value) if workdir_holder.value else default_workdir()
-    write_config(config, workdir)
+    distributed.initialize_from_env()  # a multi-process job when DENSESYNTH_COORDINATOR is set
+    if distributed.is_main():
+      write_config(config, workdir)
     library_fn(config, workdir)
   except USER_ERRORS as e:
     if os.environ.get("DENSESYNTH_DEBUG"):

@@ -97,7 +97,7 @@ class Generator:
     self.y_mean = np.asarray(meta["y_mean"], np.float32)
     self.y_std = np.asarray(meta["y_std"], np.float32)
     self.fingerprint = state_hash(meta, step, params, batch_stats)
-    self._mesh = mesh_lib.make_mesh()
+    self._mesh = mesh_lib.make_mesh(local=True)  # rendering: this process's devices
     self.batch = int(batch)
     repl = mesh_lib.replicated(self._mesh)
     self.variables = jax.device_put({"params": params, "batch_stats": batch_stats}, repl)

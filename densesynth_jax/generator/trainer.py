@@ -33,6 +33,7 @@ import optax
 from densesynth_jax import io
 from densesynth_jax import mesh as mesh_lib
 from densesynth_jax.data.imageio import resize_images
+from densesynth_jax.distributed import is_main
 from densesynth_jax.data.registry import load_domain
 from densesynth_jax.generator import artifact, control, figures
 from densesynth_jax.generator.model import make_optimizer, to_unit
@@ -279,7 +280,6 @@ def train(cfg: ml_collections.ConfigDict, workdir: str | Path, domain: Domain | 
   loop.claim_workdir(workdir / artifact.META_FILE, meta, _identity, "generator")
   mesh = mesh_lib.make_mesh(cfg.train.num_devices or None)
   mesh_lib.check_divisible(cfg.train.batch_size, mesh)
-  shard = mesh_lib.data_sharding(mesh)
   num_steps = total_steps(cfg, len(data.train))
   batch_indices(cfg.seed, 0, len(data.train), cfg.train.batch_size)  # fails early if too few
   prog = programs(cfg, len(data.names), mesh)
@@ -289,15 +289,17 @@ def train(cfg: ml_collections.ConfigDict, workdir: str | Path, domain: Domain | 
 
   def step_fn(state: TrainState, step: int):
     idx = data.train[batch_indices(cfg.seed, step, len(data.train), cfg.train.batch_size)]
-    batch = jax.device_put(dict(images=data.images[idx], y=data.y[idx]), shard)
+    idx = idx[mesh_lib.process_rows(len(idx))]  # this process's rows of the global batch
+    batch = mesh_lib.global_batch(dict(images=data.images[idx], y=data.y[idx]), mesh)
     return prog.update(state, batch, step_key)
 
   def after_step(state: TrainState, done: int, metrics, writer: MetricsWriter):
     if (done % cfg.train.eval_every == 0 or done == num_steps) and len(data.val):
       val = validation_elbo(prog.evaluate, state, data, val_key, cfg.train.eval_batch, mesh)
-      writer.write(done, val, split="val")
-      log(f"[generator] step {done}: val -elbo {val['neg_elbo']:.1f} "
-          f"(nll {val['nll']:.1f}, kl {val['kl']:.1f})")
+      if is_main():
+        writer.write(done, val, split="val")
+        log(f"[generator] step {done}: val -elbo {val['neg_elbo']:.1f} "
+            f"(nll {val['nll']:.1f}, kl {val['kl']:.1f})")
     return state, loop.Hook()
 
   result = loop.run_loop(
@@ -327,7 +329,9 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str | Path) -> d
   t0 = time.perf_counter()
   domain = load_domain(cfg.data)
   train(cfg, workdir, domain)
-  gen = artifact.load_generator(workdir, batch=cfg.train.eval_batch)
+  gen = artifact.load_generator(workdir, batch=cfg.train.eval_batch)  # every process restores
+  if not is_main():  # figures and the evaluation: process 0 alone, on its own devices
+    return dict(step=gen.step, fingerprint=gen.fingerprint)
   paths = figures.save_figures(cfg, gen, domain, workdir / "figures")
   val = [r for r in MetricsWriter(workdir / loop.METRICS_FILE).read()
          if r.get("split") == "val"]

@@ -58,6 +58,7 @@ import optax
 
 from densesynth_jax import io
 from densesynth_jax import mesh as mesh_lib
+from densesynth_jax.distributed import is_main
 from densesynth_jax.metrics import rank_accuracy
 from densesynth_jax.models import sampler
 from densesynth_jax.models import stn_ranker
@@ -341,18 +342,20 @@ def padded_batch_size(batch_pairs: int, mesh: jax.sharding.Mesh) -> int:
   return loop.round_up(batch_pairs, mesh_lib.num_shards(mesh))
 
 
-def make_batch(pool_images: np.ndarray, pairs: PairSet, index: np.ndarray, size: int
-               ) -> dict[str, np.ndarray]:
+def make_batch(pool_images: np.ndarray, pairs: PairSet, index: np.ndarray, size: int,
+               rows: slice = slice(None)) -> dict[str, np.ndarray]:
   """Gathers the pairs at `index` into a batch of `size` pairs (host, numpy).
 
   Rows past len(index) are zero-weight, `valid=False` copies of the first pair (padding).
-  Images are gathered from the pool by index: (size, H, W, C) uint8 for each member.
+  Images are gathered from the pool by index: (size, H, W, C) uint8 for each member. `rows`
+  keeps only those rows of the batch (a process's share in a multi-process run), and only
+  their images are gathered.
   """
   index = np.asarray(index)
   if not 0 < len(index) <= size:
     raise ValueError(f"a batch needs 1..{size} pairs, got {len(index)}")
-  full = np.concatenate([index, np.repeat(index[:1], size - len(index))])
-  valid = np.arange(size) < len(index)
+  full = np.concatenate([index, np.repeat(index[:1], size - len(index))])[rows]
+  valid = (np.arange(size) < len(index))[rows]
   a, b = np.asarray(pairs.a)[full], np.asarray(pairs.b)[full]
   return dict(a=pool_images[a], b=pool_images[b],
               target=(np.asarray(pairs.label)[full].astype(np.float32) + 1.0) / 2.0,
@@ -466,7 +469,7 @@ _copy_tree = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 
 
 def _host(tree):
-  return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+  return jax.tree.map(np.asarray, mesh_lib.to_host(tree))
 
 
 def _validate_inputs(pool: ImageSet, train_pairs: PairSet, val_images: ImageSet | None,
@@ -524,7 +527,7 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
   n_pairs = len(train_pairs)
   steps_per_epoch = int(math.ceil(n_pairs / b))
   total = int(epochs) * steps_per_epoch
-  if size != b and stage_idx == 0:
+  if size != b and stage_idx == 0 and is_main():
     print(f"[deepstn] batch of {b} pairs padded to {size} with {size - b} zero-weight pair(s) "
           f"for the {mesh_lib.num_shards(mesh)} devices", flush=True)
 
@@ -546,8 +549,9 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
   def step_fn(item, step: int):
     epoch, i = divmod(step, steps_per_epoch)
     order = epoch_order(seed, stage_idx, epoch, n_pairs)
-    batch = make_batch(pool_images, train_pairs, order[i * b:(i + 1) * b], size)
-    state, metrics = fns["update"](item["state"], mesh_lib.shard_batch(batch, mesh), rng)
+    batch = make_batch(pool_images, train_pairs, order[i * b:(i + 1) * b], size,
+                       mesh_lib.process_rows(size))  # this process's rows of the global batch
+    state, metrics = fns["update"](item["state"], mesh_lib.global_batch(batch, mesh), rng)
     return dict(item, state=state), metrics
 
   def after_epoch(item, step: int, metrics, writer):
@@ -568,9 +572,10 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
         meta["bad_epochs"] += 1
         if cfg.patience > 0 and meta["bad_epochs"] >= cfg.patience:
           meta["stopped"] = True
-      writer.write(step, dict(val_acc=acc, best_val_acc=meta["best_acc"]), epoch=epoch)
-      print(f"[deepstn] {mode} epoch {epoch + 1}/{epochs}: val acc {acc:.4f} "
-            f"(best {meta['best_acc']:.4f} at epoch {meta['best_epoch'] + 1})", flush=True)
+      if is_main():
+        writer.write(step, dict(val_acc=acc, best_val_acc=meta["best_acc"]), epoch=epoch)
+        print(f"[deepstn] {mode} epoch {epoch + 1}/{epochs}: val acc {acc:.4f} "
+              f"(best {meta['best_acc']:.4f} at epoch {meta['best_epoch'] + 1})", flush=True)
     else:
       best = copy(variables)
       meta["best_epoch"] = epoch
@@ -594,7 +599,8 @@ def _train_stage(cfg, stage_idx: int, mode: str, epochs: int, pool: ImageSet,
                  early_stopped=bool(meta["stopped"]), steps_per_epoch=steps_per_epoch,
                  batch_pairs=b, padded_batch=size, devices=mesh_lib.num_shards(mesh),
                  last_metrics=metrics)
-  io.write_json(stage_dir / "summary.json", summary)
+  if is_main():
+    io.write_json(stage_dir / "summary.json", summary)
   return _host(best), summary
 
 

@@ -10,7 +10,8 @@ A trainer supplies its model, loss and schedule as a `step` function; the skelet
 - the run-identity check (`claim_workdir`): a workdir with checkpoints resumes only the run it
   belongs to;
 - the step loop: a non-finite metric stops training with the step and the metric named; metrics
-  rows every `log_every` steps; a progress line with rate and ETA;
+  rows every `log_every` steps; a progress line with rate and ETA (process 0 only in a
+  multi-process run, densesynth_jax/distributed.py; every process steps and checkpoints);
 - an eval hook after every step that may write rows, ask for a checkpoint or stop early;
 - checkpoints every `checkpoint_every` steps, when the hook asks, and at the end;
 - padded batched inference (`batched_apply`): one compiled shape for any number of rows.
@@ -30,6 +31,7 @@ import numpy as np
 
 from densesynth_jax import io
 from densesynth_jax import mesh as mesh_lib
+from densesynth_jax.distributed import is_main
 from densesynth_jax.progress import MetricsWriter, Progress
 from densesynth_jax.train.checkpoint import Checkpointer
 
@@ -86,13 +88,14 @@ def claim_workdir(record_path: Path, record: Mapping[str, Any],
     if changed:
       raise ValueError(f"{record_path.parent} holds checkpoints of a different {what} (fields "
                        f"{changed} differ): use another workdir or delete it")
-  io.write_json(record_path, dict(record))
+  if is_main():  # every process checks, one writes
+    io.write_json(record_path, dict(record))
 
 
 def truncate_metrics(path: Path, step: int) -> None:
   """Drops metrics rows past `step` (written after the checkpoint a rerun resumes from)."""
   path = Path(path)
-  if not path.exists():
+  if not path.exists() or not is_main():
     return
   lines = [l for l in path.read_text().splitlines() if l.strip()]
   keep = [l for l in lines if json.loads(l).get("step", 0) <= step]
@@ -147,18 +150,20 @@ def run_loop(item: Any, *, workdir: Path, name: str, total: int,
     truncate_metrics(metrics_path, start)
     step = start
     stopped = finished(item) if finished is not None and start else False
-    if start and (start >= end or stopped):
+    main = is_main()  # process 0 logs; every process steps and checkpoints
+    if main and start and (start >= end or stopped):
       print(f"[{name}] already trained ({start} steps in {workdir})", flush=True)
-    elif start:
+    elif main and start:
       print(f"[{name}] resuming {workdir} at step {start}/{total}", flush=True)
     bar = Progress(name, total, start=start, unit="steps", every_s=progress_every_s)
     while step < end and not stopped:
       item, raw = step_fn(item, step)
-      metrics = check_finite(jax.device_get(raw), step + 1, name, finite_first)
+      metrics = check_finite(mesh_lib.to_host(raw), step + 1, name, finite_first)
       step += 1
-      if step % max(1, int(log_every)) == 0 or step == end:
+      if main and (step % max(1, int(log_every)) == 0 or step == end):
         writer.write(step, metrics, **(row_extra(step) if row_extra else {}))
-      bar.update(step, describe(metrics) if describe else "")
+      if main:
+        bar.update(step, describe(metrics) if describe else "")
       hook = Hook()
       if after_step is not None:
         item, hook = after_step(item, step, metrics, writer)
@@ -198,5 +203,6 @@ def batched_apply(fn: Callable[..., Any], rows: Sequence[np.ndarray], batch: int
     m = len(chunks[0])
     if m < batch:
       chunks = [np.concatenate([c, np.repeat(c[-1:], batch - m, axis=0)]) for c in chunks]
-    out.append(np.asarray(fn(*replicated, *(mesh_lib.shard_batch(c, mesh) for c in chunks)))[:m])
+    out.append(np.asarray(mesh_lib.to_host(
+        fn(*replicated, *(mesh_lib.shard_batch(c, mesh) for c in chunks))))[:m])
   return np.concatenate(out)
