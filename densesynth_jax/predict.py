@@ -83,7 +83,7 @@ class ImageRule:
     path = Path(run) / runner.IMAGES_FILE
     if not path.is_file():
       raise FileNotFoundError(f"{path} is missing: not a run folder of train_ranker.py, or a run "
-                              f"from before rankers were kept (rerun it)")
+                              f"from before rankers were kept (rerun it into a new workdir)")
     d = io.read_json(path)
     if d.get("format_version") != FORMAT_VERSION:
       raise ValueError(f"run's saved models have format version {d.get('format_version')}, the "
@@ -97,7 +97,8 @@ class ImageRule:
 
   def prepare(self, images) -> np.ndarray:
     """uint8 images at the run's size from file paths / folders, or from uint8 arrays (N, H, W,
-    3) or (H, W, 3): arrays at the run's size are used as given, others are preprocessed."""
+    3) or (H, W, 3): arrays at the run's size are used as given (e.g. a domain's own images),
+    others are preprocessed like files (grey by ITU-R 601 luma where the run is grey)."""
     if isinstance(images, (str, os.PathLike)):
       images = [images]
     if isinstance(images, np.ndarray):
@@ -132,8 +133,8 @@ def model_folders(run: str | os.PathLike, ranker: str, method: str, attribute: s
     where = where / name
   found = {int(m.group(1)): p for p in where.iterdir() if (m := _SEED.match(p.name))}
   if not found:
-    raise FileNotFoundError(f"no saved model in {where} (a run from before rankers were kept, or "
-                            f"a ranker that keeps none; rerun it)")
+    raise FileNotFoundError(f"no saved model in {where} (a run from before rankers were kept: "
+                            f"rerun it into a new workdir)")
   return dict(sorted(found.items()))
 
 
@@ -170,8 +171,8 @@ def load_ranker(run: str | os.PathLike, ranker: str, method: str, attribute: str
   """The saved ranker of a run's cell (the lowest saved seed when `seed` is None)."""
   if ranker not in LOADERS:
     raise KeyError(f"unknown ranker {ranker!r}; valid: {sorted(LOADERS)}")
-  rule = ImageRule.of_run(run)
   folders = model_folders(run, ranker, method, attribute)
+  rule = ImageRule.of_run(run)
   if seed is None:
     seed = next(iter(folders))
   if int(seed) not in folders:

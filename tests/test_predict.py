@@ -2,6 +2,8 @@
 evaluate on a pairs file, and the one-line errors of bad input."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +163,27 @@ def test_score_and_compare_commands(run, tmp_path, capsys):
            f"--attribute={ATTRIBUTE}"]
   assert predict.main(["compare", *local, str(a), str(b)]) == 0
   assert "shows more smiling" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # two interpreters importing JAX: about 8 s
+def test_the_module_runs_as_a_command(run, tmp_path):
+  """`python -m densesynth_jax.predict compare` on two sprite PNGs (the issue's check)."""
+  workdir, _, _, domain = run
+  names = _write_pngs(tmp_path / "imgs", domain.images.images[:2])
+  root = Path(__file__).resolve().parents[1]
+  done = subprocess.run(
+      [sys.executable, "-m", "densesynth_jax.predict", "compare", f"--run={workdir}",
+       "--ranker=ranksvm_global", "--method=real", f"--attribute={ATTRIBUTE}",
+       str(tmp_path / "imgs" / names[0]), str(tmp_path / "imgs" / names[1])],
+      cwd=root, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert "shows more smiling than" in done.stdout and "margin" in done.stdout
+  bad = subprocess.run([sys.executable, "-m", "densesynth_jax.predict", "compare",
+                        f"--run={tmp_path / 'nope'}", "--ranker=ranksvm_global", "--method=real",
+                        f"--attribute={ATTRIBUTE}", "a.png", "b.png"],
+                       cwd=root, capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+  assert "missing run folder" in bad.stderr
 
 
 def _fails(capsys, argv, message, out=None):

@@ -158,7 +158,7 @@ def read_model(folder: str | Path, ranker: str) -> tuple[dict, dict[str, np.ndar
   folder = Path(folder)
   if not (folder / "model.json").is_file():
     raise FileNotFoundError(f"no saved model in {folder} (a run from before models were kept? "
-                            f"rerun it to save them)")
+                            f"rerun it into a new workdir)")
   meta = io.read_json(folder / "model.json")
   version = meta.get("format_version")
   if version != FORMAT_VERSION:
