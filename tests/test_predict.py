@@ -92,6 +92,17 @@ def test_global_ranksvm_scores_are_exact(run):
   np.testing.assert_array_equal(loaded.score(domain.images.images), in_run)
 
 
+def test_classifier_scores_are_the_runs_strengths(run):
+  """Loaded classifier = the pre-label strengths the run ranked by (float rounding only)."""
+  workdir, _, _, domain = run
+  cached = [p for p in (workdir / "cache").glob(f"prelabel_{ATTRIBUTE}_*.npz")
+            if not p.stem.endswith("_model")]
+  assert len(cached) == 1
+  strengths = io.load_npz(cached[0])["strengths"]
+  loaded = predict.load_ranker(workdir, "classifier", "classifier", ATTRIBUTE)
+  np.testing.assert_allclose(loaded.score(domain.images.images), strengths, rtol=1e-5, atol=1e-5)
+
+
 def test_local_ranksvm_compares_but_has_no_score(run):
   workdir, _, results, domain = run
   p = predict.load_ranker(workdir, "ranksvm_local", "real", ATTRIBUTE)
@@ -184,6 +195,16 @@ def test_the_module_runs_as_a_command(run, tmp_path):
                        cwd=root, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
   assert "missing run folder" in bad.stderr
+
+
+def test_arrays_and_files_are_preprocessed_alike(run, tmp_path):
+  """uint8 arrays at another size go through the run's rule, as image files do."""
+  workdir, config, _, _ = run
+  raw = load_domain(config.data).images.images[:5]  # the domain's side, before the resize
+  names = _write_pngs(tmp_path / "raw", raw)
+  p = predict.load_ranker(workdir, "ranksvm_global", "real", ATTRIBUTE)
+  np.testing.assert_array_equal(p.score(raw), p.score([tmp_path / "raw" / n for n in names]))
+  assert p.rule.prepare(raw).shape[1:3] == (p.rule.size, p.rule.size)
 
 
 def _fails(capsys, argv, message, out=None):
