@@ -9,7 +9,7 @@ package of its own layer, never a higher one):
   3  rankers, generator
   4  synth        (receives a loaded generator)
   5  experiments  (pools, cells, caching, tables)
-  6  cli          (what the entry scripts share)
+  6  cli          (what the entry scripts share), predict (applies a run's saved rankers)
 
 Imports inside functions are allowed only for third-party modules, with a comment on the line
 saying why (a heavy optional dependency); never for the package's own modules.
@@ -21,7 +21,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "densesynth_jax"
 BASE = {"types", "io", "progress", "mesh", "metrics", "plotting", "distributed"}
 RANK = {"base": 0, "features": 1, "models": 1, "train": 1, "data": 2, "rankers": 3,
-        "generator": 3, "synth": 4, "experiments": 5, "cli": 6}
+        "generator": 3, "synth": 4, "experiments": 5, "cli": 6, "predict": 6}
 
 
 def _group(module: str) -> str:

@@ -243,7 +243,7 @@ def domain_rule(domain: Domain, preprocess: str | None = None) -> dict:
   return dict(imageio.pad_spec(size, fill), gray=gray)
 
 
-def _files(rows: PairRows, images_dir: Path, csv_path: Path
+def files_of_rows(rows: PairRows, images_dir: Path, csv_path: Path
            ) -> tuple[list[Path], list[str], np.ndarray, np.ndarray]:
   """(the distinct image files in order of first mention, their names as written, a and b
   indices into them).
@@ -341,7 +341,7 @@ def add_pair_file_test_sets(domain: Domain, specs: Sequence[PairFileSpec | str],
     rows = read_pairs_csv(csv_path, what=f"pairs file of {where}")
     if not images_dir.is_dir():
       raise FileNotFoundError(f"{where}: image folder does not exist: {images_dir}")
-    files, names, a, b = _files(rows, images_dir, csv_path)
+    files, names, a, b = files_of_rows(rows, images_dir, csv_path)
     if not np.any(rows.label != 0):
       raise ValueError(f"{where}: every pair is labelled 0 (equal), so no accuracy can be "
                        f"measured: {csv_path}")

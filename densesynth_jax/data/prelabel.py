@@ -139,8 +139,8 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
                        attribute_names: Sequence[str] | None = None,
                        eval_index: Sequence[int] | None = None, standardize: bool = True,
                        pca_dim: int = 256, max_iter: int = 2000, seed: int = 0,
-                       on_one_class: str = "error", reference: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, dict]:
+                       on_one_class: str = "error", reference: np.ndarray | None = None,
+                       return_models: bool = False):
   """Decision values of a linear classifier per attribute, fitted on `fit_index` only.
 
   Args:
@@ -155,9 +155,13 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
     on_one_class: "error" or "skip" for an attribute with one class among the fit rows.
     reference: optional float (N, A) real strengths (e.g. sprites' truth); the report then gives
       the Spearman correlation of each column's decision values with it on the held-out rows.
+    return_models: also return {attribute: model}, each model a dict of float64 arrays that
+      `apply_model` applies to new features: mean, std (empty without standardisation), centre,
+      axes, scale (empty without PCA), w, b.
   Returns:
     (strengths float32 (N, A') with A' = A minus skipped attributes, report dict: per attribute
-    fit/held-out accuracy, positive fraction, optional Spearman; "attributes" kept, "skipped").
+    fit/held-out accuracy, positive fraction, optional Spearman; "attributes" kept, "skipped")
+    [, models].
   """
   x = np.asarray(features, np.float64)
   if x.ndim != 2:
@@ -193,15 +197,23 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
     raise ValueError(f"on_one_class must be 'error' or 'skip', got {on_one_class!r}")
 
   # Shared feature transform, fitted on the fit rows only.
+  empty = np.zeros((0,), np.float64)
+  transform = dict(mean=empty, std=empty, centre=empty, axes=np.zeros((0, 0)), scale=empty)
   if standardize:
     mu = x[fit].mean(axis=0)
     sd = x[fit].std(axis=0)
-    x = (x - mu) / np.where(sd > 1e-8, sd, 1.0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    x = (x - mu) / sd
+    transform.update(mean=mu, std=sd)
   k = min(int(pca_dim), len(fit) - 1, x.shape[1]) if pca_dim else 0
   if k > 0:
     centre = x[fit].mean(axis=0)
-    x = (x - centre) @ _principal_axes(x[fit] - centre, k)
-    x /= np.sqrt(np.mean(x[fit] ** 2)) + 1e-12  # a unit scale keeps C meaningful across pca_dim
+    axes = _principal_axes(x[fit] - centre, k)
+    x = (x - centre) @ axes
+    scale = np.sqrt(np.mean(x[fit] ** 2)) + 1e-12  # a unit scale keeps C meaningful across pca_dim
+    x /= scale
+    transform.update(centre=centre, axes=axes, scale=np.asarray([scale]))
+  models = {}
 
   cols, skipped, per = [], [], {}
   for j, name in enumerate(names):
@@ -220,6 +232,8 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
       clf = LinearSVC(C=C, max_iter=max_iter, random_state=seed)
     clf.fit(x[fit], y)
     d = clf.decision_function(x).astype(np.float32)
+    models[name] = dict(transform, w=np.asarray(clf.coef_, np.float64).reshape(-1),
+                        b=np.asarray(clf.intercept_, np.float64).reshape(-1))
     row = dict(fit_accuracy=float(np.mean((d[fit] > 0) == y)),
                fit_positive_fraction=float(y.mean()),
                heldout_accuracy=(float(np.mean((d[held] > 0) == pos[held, j])) if held.size
@@ -238,7 +252,19 @@ def prelabel_strengths(features: np.ndarray, binary: np.ndarray, fit_index: Sequ
   if per:
     report["mean_heldout_accuracy"] = float(np.nanmean([r["heldout_accuracy"]
                                                         for r in per.values()]))
-  return strengths, report
+  return (strengths, report, models) if return_models else (strengths, report)
+
+
+def apply_model(model: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+  """float32 (N,) decision values of a model of `prelabel_strengths(return_models=True)` on
+  features (N, F), by the same steps as in the fit."""
+  x = np.asarray(features, np.float64)
+  if len(model["mean"]):
+    x = (x - model["mean"]) / model["std"]
+  if len(model["scale"]):
+    x = (x - model["centre"]) @ model["axes"]
+    x /= model["scale"][0]
+  return ((x @ model["w"][:, None])[:, 0] + model["b"][0]).astype(np.float32)  # as sklearn
 
 
 # ---------------------------------------------------------------------------------------------

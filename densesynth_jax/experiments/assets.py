@@ -101,8 +101,16 @@ class RunAssets(methods.Assets):
 
   def prelabel(self, attribute: str) -> np.ndarray:
     """The pre-label classifier's strengths of the domain's images (the domain's recipe)."""
-    if attribute in self._prelabel:
-      return self._prelabel[attribute]
+    if attribute not in self._prelabel:
+      self._prelabel[attribute] = self._prelabel_fit(attribute, need_model=False)[0]
+    return self._prelabel[attribute]
+
+  def prelabel_model(self, attribute: str) -> dict:
+    """The pre-label classifier of `attribute` as `prelabel.apply_model` applies it, with
+    `feature` (its features' name) and `features` (their config; None for hog_color)."""
+    return self._prelabel_fit(attribute, need_model=True)[1]
+
+  def _prelabel_fit(self, attribute: str, need_model: bool) -> tuple[np.ndarray, dict | None]:
     p = prelabel_lib.domain_settings(self.config.data)
     what = dict(p.to_dict(), attribute=attribute)
     extras = [[e["name"], e["digest"]] for e in self.domain.info.get(pairfiles.INFO_KEY, ())]
@@ -110,29 +118,33 @@ class RunAssets(methods.Assets):
       what["extra_test_sets"] = extras
     key = hashlib.sha256(io.dumps(what).encode()).hexdigest()
     path = self.workdir / "cache" / f"prelabel_{attribute}_{key[:12]}.npz"
-    if path.exists():
+    model_path = path.with_name(path.stem + "_model.npz")
+    feature_info = dict(feature=p.feature, features=(None if p.feature == "hog_color"
+                                                      else self.config.features.to_dict()))
+    if path.exists() and (not need_model or model_path.exists()):
       strengths = io.load_npz(path)["strengths"]
-    else:
-      if p.feature == "hog_color":
-        x = prelabel_lib.prelabel_features(self.domain.images.images, p.feature)
-      else:  # the run's feature cache, at the rankers' resolution
-        x = self.features.domain_features(p.feature)
-      binary = binary_labels(self.domain, attribute)[:, None]
-      fit = np.asarray(self.domain.splits[p.fit_split])
-      # Held out: the domain's own images only (pair-file test images have no label).
-      held = np.setdiff1d(np.arange(pairfiles.own_image_count(self.domain)), fit)
-      strengths, report = prelabel_lib.prelabel_strengths(
-          x, binary, fit, float(p.C), eval_index=held, classifier=p.classifier,
-          attribute_names=[attribute], standardize=bool(p.standardize), pca_dim=int(p.pca_dim),
-          max_iter=int(p.max_iter), seed=int(p.seed))
-      strengths = strengths[:, 0]
-      io.save_npz(path, strengths=strengths)
-      io.write_json(path.with_suffix(".json"), report)
-      acc = report["per_attribute"][attribute]
-      print(f"[prelabel] {attribute}: classifier accuracy fit {acc.get('fit_accuracy')}, "
-            f"held-out {acc.get('heldout_accuracy')}", flush=True)
-    self._prelabel[attribute] = strengths
-    return strengths
+      model = dict(io.load_npz(model_path), **feature_info) if need_model else None
+      return strengths, model
+    if p.feature == "hog_color":
+      x = prelabel_lib.prelabel_features(self.domain.images.images, p.feature)
+    else:  # the run's feature cache, at the rankers' resolution
+      x = self.features.domain_features(p.feature)
+    binary = binary_labels(self.domain, attribute)[:, None]
+    fit = np.asarray(self.domain.splits[p.fit_split])
+    # Held out: the domain's own images only (pair-file test images have no label).
+    held = np.setdiff1d(np.arange(pairfiles.own_image_count(self.domain)), fit)
+    strengths, report, models = prelabel_lib.prelabel_strengths(
+        x, binary, fit, float(p.C), eval_index=held, classifier=p.classifier,
+        attribute_names=[attribute], standardize=bool(p.standardize), pca_dim=int(p.pca_dim),
+        max_iter=int(p.max_iter), seed=int(p.seed), return_models=True)
+    strengths = strengths[:, 0]
+    io.save_npz(model_path, **models[attribute])
+    io.save_npz(path, strengths=strengths)
+    io.write_json(path.with_suffix(".json"), report)
+    acc = report["per_attribute"][attribute]
+    print(f"[prelabel] {attribute}: classifier accuracy fit {acc.get('fit_accuracy')}, "
+          f"held-out {acc.get('heldout_accuracy')}", flush=True)
+    return strengths, dict(models[attribute], **feature_info)
 
   # -- generator and synthetic pairs ----------------------------------------------------------
 

@@ -19,7 +19,10 @@ pool, train the ranker, and measure pairwise accuracy on every test set.
 Each finished cell is
 written to `rankers/<ranker>/<method>/<attribute>/seed<k>.json` together with a fingerprint of the
 config that produced it, so an interrupted run resumes where it stopped and a changed config
-recomputes. At the end: `results.json`, `results.md` (the paper's table layout), `results.csv`.
+recomputes. A trained ranker that can score new images (one with `save`) is kept beside it in
+`seed<k>_model/`, and `images.json` records how new images are preprocessed
+(`densesynth_jax/predict.py`). At the end: `results.json`, `results.md` (the paper's table
+layout), `results.csv`.
 """
 
 from __future__ import annotations
@@ -44,13 +47,14 @@ from densesynth_jax.experiments.assets import RunAssets
 from densesynth_jax.experiments.figures import save_accuracy_figures, save_domain_figures
 from densesynth_jax.features import extract
 from densesynth_jax.metrics import margin_accuracy
-from densesynth_jax.rankers.base import FitContext, margins_for
+from densesynth_jax.rankers.base import FORMAT_VERSION, FitContext, margins_for
 from densesynth_jax.rankers.registry import CONFIG_BLOCKS, RANKERS, VALIDATORS
 from densesynth_jax.types import Domain, Pool
 
 
 
 CLASSIFIER = "classifier"  # the method that is its own ranker: one row, whatever the rankers
+IMAGES_FILE = "images.json"  # the run's rule for new images: preprocessing, rank image size
 
 
 # The config blocks every cell depends on; each ranker and method adds its own
@@ -208,8 +212,11 @@ def run_cell(config, domain, features: FeatureCache, assets: RunAssets, ranker: 
   ctx = FitContext(config, domain, pool, attribute, seed, method, cell_dir,
                    features.for_pool(pool), assets.prelabel,
                    figures_dir=workdir / "figures" if first_seed else None,
-                   headline=method == config.methods[0])
-  margins = margins_for(RANKERS[ranker](ctx), eval_pairs)
+                   headline=method == config.methods[0], prelabel_model=assets.prelabel_model)
+  trained = RANKERS[ranker](ctx)
+  margins = margins_for(trained, eval_pairs)
+  if hasattr(trained, "save"):  # what scores new images (densesynth_jax/predict.py)
+    trained.save(cell_dir / f"seed{seed}_model")
   accuracy = {t: margin_accuracy(margins[t], eval_pairs[t]) for t in test_sets}
   record = dict(ranker=ranker, method=method, attribute=attribute, seed=seed,
                 accuracy=accuracy, num_test_pairs={t: len(p) for t, p in eval_pairs.items()},
@@ -241,6 +248,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     domain = pairfiles.add_pair_file_test_sets(domain, extras,
                                                cache_dir=config.data.get("cache_dir"))
   side = rank_image_size(config, domain.images.image_shape[0])
+  # How new images meet the saved rankers (densesynth_jax/predict.py): the pair files' rule.
+  io.write_json(workdir / IMAGES_FILE, dict(format_version=FORMAT_VERSION, domain=domain.name,
+                                            preprocessing=pairfiles.domain_rule(domain),
+                                            rank_image_size=side))
   domain = resize_domain(domain, side)
   print(f"[data] domain {domain.name}: {len(domain.images)} images at {side}×{side}, "
         + ", ".join(f"{a}: {len(domain.pairs[a]['train'])} train pairs" for a in config.attributes),

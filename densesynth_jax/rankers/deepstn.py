@@ -64,6 +64,7 @@ from densesynth_jax.models import sampler
 from densesynth_jax.models import stn_ranker
 from densesynth_jax.plotting import plt
 from matplotlib import patches
+from densesynth_jax.rankers import base
 from densesynth_jax.rankers.base import FitContext, ScoreRanker
 from densesynth_jax.train import loop
 from densesynth_jax.train.loop import TrainState
@@ -689,4 +690,48 @@ def fit(ctx: FitContext) -> ScoreRanker:
       paths.append(ctx.figures_dir / f"stn_patches_{ctx.attribute}.png")
     for path in paths:
       save_patch_figure(path, model, images.images[show])
-  return ScoreRanker(lambda idx: score_images(model, images.images[np.asarray(idx)]))
+  return DeepSTNRanker(lambda idx: score_images(model, images.images[np.asarray(idx)]), model)
+
+
+NAME = "deepstn"
+_SEP = "/"  # joins the keys of the variables tree in arrays.npz
+
+
+@dataclasses.dataclass
+class DeepSTNRanker(ScoreRanker):
+  """The trained DeepSTN of a cell; `save` keeps its best variables, config and mode."""
+  model: DeepSTNModel | None = None
+
+  def save(self, folder) -> None:
+    flat = {}
+
+    def walk(tree, prefix):
+      for k, v in tree.items():
+        if _SEP in str(k):
+          raise ValueError(f"DeepSTN variable name {k!r} contains {_SEP!r}; cannot save it")
+        if isinstance(v, Mapping):
+          walk(v, prefix + (str(k),))
+        else:
+          flat[_SEP.join(prefix + (str(k),))] = np.asarray(v)
+    walk(self.model.variables, ())
+    meta = dict(mode=self.model.mode, config=self.model.config.to_dict(),
+                variables=sorted(flat), stages=self.model.stages)
+    base.write_model(folder, NAME, meta, flat)
+
+
+def load(folder) -> base.LoadedScorer:
+  """A saved DeepSTN: `score(images)` sums `test_crops` views, as in the run."""
+  meta, arrays = base.read_model(folder, NAME)
+  missing = sorted(set(meta["variables"]) - set(arrays))
+  if missing:
+    raise ValueError(f"saved DeepSTN lacks variable {missing[0]!r}: {folder}")
+  variables: dict = {"params": {}, "batch_stats": {}}
+  for key in meta["variables"]:
+    *path, leaf = key.split(_SEP)
+    node = variables
+    for p in path:
+      node = node.setdefault(p, {})
+    node[leaf] = arrays[key]
+  cfg = ml_collections.ConfigDict(meta["config"])
+  model = DeepSTNModel(cfg, meta["mode"], variables, meta.get("stages", {}))
+  return base.LoadedScorer(lambda images: score_images(model, images))

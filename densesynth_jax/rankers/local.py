@@ -40,7 +40,8 @@ from densesynth_jax.metrics import margin_accuracy
 from densesynth_jax.plotting import save_neighbour_figure
 from densesynth_jax.rankers import metric as metric_lib
 from densesynth_jax.rankers import ranksvm
-from densesynth_jax.rankers.base import FitContext, pool_features
+from densesynth_jax.rankers import base
+from densesynth_jax.rankers.base import FitContext
 from densesynth_jax.types import SOURCE_CODE, PairSet
 
 _HI = lax.Precision.HIGHEST
@@ -341,8 +342,24 @@ class LocalRanker:
   the first seed it draws the paper's Figure 4 (test pairs and their nearest training pairs).
   """
 
-  def __init__(self, ctx: FitContext, x: np.ndarray, k: int, common: Mapping):
+  def __init__(self, ctx: FitContext, x: np.ndarray, k: int, common: Mapping,
+               standardization: tuple = (None, None)):
     self.ctx, self.x, self.k, self.common = ctx, x, int(k), dict(common)
+    self.mu, self.sd = standardization
+
+  def save(self, folder) -> None:
+    """The lazy learner's whole training set: the pool's standardised features and pairs, K,
+    the neighbour metric, the solver settings and the standardisation of new images' features."""
+    cfg, pairs = self.ctx.config.ranksvm, self.ctx.pool.pairs
+    arrays = dict(x=self.x, a=pairs.a, b=pairs.b, label=pairs.label, weight=pairs.weight)
+    if self.common.get("metric") is not None:
+      arrays["metric"] = self.common["metric"]
+    if self.mu is not None:
+      arrays.update(mean=self.mu, std=self.sd)
+    meta = dict(feature=cfg.feature, features=self.ctx.config.features.to_dict(), k=self.k,
+                C=float(self.common["C"]), max_iter=int(self.common["max_iter"]),
+                chunk_size=int(self.common["chunk_size"]), attribute=self.ctx.attribute)
+    base.write_model(folder, NAME, meta, arrays)
 
   def compare(self, a: np.ndarray, b: np.ndarray, tag: str = "") -> np.ndarray:
     ctx, pairs = self.ctx, self.ctx.pool.pairs
@@ -374,7 +391,7 @@ def fit(ctx: FitContext) -> LocalRanker:
   """FG-LP on the pool (`ranksvm` block): K chosen on the domain's val pairs from `k_grid` (or
   fixed by `k` > 0); the neighbour metric is Euclidean or KISSME (`metric`)."""
   cfg = ctx.config.ranksvm
-  x = pool_features(ctx)
+  x, mu, sd = base.pool_standardization(ctx)
   pairs = ctx.pool.pairs
   # Shard over accelerators only: host "devices" made by XLA_FLAGS share the same cores (no
   # speed-up), and the sharded solver was seen to stall there under load. The sharded path
@@ -397,4 +414,39 @@ def fit(ctx: FitContext) -> LocalRanker:
     k, by_k = select_k(x, pairs, x, val, grid=tuple(cfg.k_grid), **common)
     ctx.info["val_accuracy_by_k"] = {str(kk): v for kk, v in by_k.items()}
   ctx.info["k"] = k
-  return LocalRanker(ctx, x, k, common)
+  return LocalRanker(ctx, x, k, common, (mu, sd))
+
+
+NAME = "ranksvm_local"
+
+
+@dataclasses.dataclass
+class LoadedLocal:
+  """A saved FG-LP ranker: `compare` solves a RankSVM per pair on its K nearest pool pairs. It
+  has no per-image score (a lazy learner's model depends on the pair)."""
+  meta: dict
+  arrays: dict
+
+  def compare_features(self, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """Margins of pairs given by their raw (unstandardised) features (P, D) each."""
+    m, arr = self.meta, self.arrays
+    if len(xa) != len(xb):
+      raise ValueError(f"compare needs as many images a as b, got {len(xa)} and {len(xb)}")
+    test = base.apply_standardization(np.concatenate([xa, xb]), arr.get("mean"), arr.get("std"))
+    pairs = PairSet.create(arr["a"], arr["b"], arr["label"], attribute=m["attribute"],
+                           weight=arr["weight"])
+    idx = np.arange(len(xa))
+    res = local_ranksvm(arr["x"], pairs, test, idx, idx + len(xa), k=int(m["k"]), C=m["C"],
+                        max_iter=int(m["max_iter"]), metric=arr.get("metric"),
+                        chunk_size=int(m["chunk_size"]))
+    return res.margin
+
+  def compare(self, images_a: np.ndarray, images_b: np.ndarray) -> np.ndarray:
+    x = base.image_features(self.meta, np.concatenate([np.asarray(images_a),
+                                                       np.asarray(images_b)]))
+    return self.compare_features(x[:len(images_a)], x[len(images_a):])
+
+
+def load(folder) -> LoadedLocal:
+  meta, arrays = base.read_model(folder, NAME)
+  return LoadedLocal(meta, arrays)

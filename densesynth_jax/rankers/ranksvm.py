@@ -46,7 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from densesynth_jax.rankers.base import FitContext, ScoreRanker, pool_features
+from densesynth_jax.rankers import base
+from densesynth_jax.rankers.base import FitContext, ScoreRanker
 from densesynth_jax.types import PairSet
 
 FORMS = ("auto", "primal", "pairspace")
@@ -329,11 +330,38 @@ def fit_ranksvm(diffs, targets, weights, C=0.1, max_iter: int = 10, form: str = 
   return fit(diffs, targets, weights, C=C, max_iter=max_iter, tol=tol)
 
 
-def fit(ctx: FitContext) -> ScoreRanker:
+NAME = "ranksvm_global"
+
+
+class GlobalRanker(ScoreRanker):
+  """The trained global RankSVM: scores of pool images, and what scores new ones (`save`)."""
+
+  def __init__(self, s: np.ndarray, w: np.ndarray, mu, sd, feature: str, features_cfg):
+    super().__init__(lambda idx: s[np.asarray(idx)])
+    self.w, self.mu, self.sd, self.feature, self.features_cfg = w, mu, sd, feature, features_cfg
+
+  def save(self, folder) -> None:
+    arrays = dict(w=self.w)
+    if self.mu is not None:
+      arrays.update(mean=self.mu, std=self.sd)
+    base.write_model(folder, NAME, dict(feature=self.feature,
+                                        features=self.features_cfg.to_dict()), arrays)
+
+
+def fit(ctx: FitContext) -> GlobalRanker:
   """RelAttr: one linear RankSVM on all pool pairs (`ranksvm` block); scores x·w."""
   cfg = ctx.config.ranksvm
-  x = pool_features(ctx)
+  x, mu, sd = base.pool_standardization(ctx)
   diffs, targets, weights = pair_differences(x, ctx.pool.pairs)
   w = np.asarray(fit_ranksvm(diffs, targets, weights, C=cfg.C, max_iter=cfg.max_iter))
-  s = x @ w
-  return ScoreRanker(lambda idx: s[np.asarray(idx)])
+  return GlobalRanker(x @ w, w, mu, sd, cfg.feature, ctx.config.features)
+
+
+def load(folder) -> base.LoadedScorer:
+  """A saved global RankSVM: `score(images)` = standardised features · w."""
+  meta, arrays = base.read_model(folder, NAME)
+  w, mu, sd = arrays["w"], arrays.get("mean"), arrays.get("std")
+
+  def score(images):
+    return base.apply_standardization(base.image_features(meta, images), mu, sd) @ w
+  return base.LoadedScorer(score)
