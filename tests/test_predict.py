@@ -234,7 +234,7 @@ def test_bad_input_is_one_line_exit_1_and_no_output(run, tmp_path, capsys):
                   f"--attribute={ATTRIBUTE}", img, f"--out={out}"], "no per-image score", out)
   (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png at all")
   _fails(capsys, ["score", f"--run={workdir}", *cell, img, f"--out={out}"],
-         f"corrupt image file", out)
+         "corrupt image file", out)
   _fails(capsys, ["score", f"--run={workdir}", *cell, str(tmp_path / "imgs" / "none.png"),
                   f"--out={out}"], "missing image file", out)
 
