@@ -28,7 +28,7 @@ def _synth_set(folder):
   cfg = jitter.default_config()
   cfg.update(dict(num_identities=8, num_pairs=10, chunk_identities=3))
   s = jitter.synthesize(render, p, "smiling", cfg)
-  store.save(folder, s, "fp0123")
+  store.save(folder, s, "fp0123", generator="7-0123456789abcdef@6")
   return s
 
 
@@ -116,6 +116,9 @@ def test_without_verification_every_pair_is_unverified(tmp_path):
   np.testing.assert_array_equal(got["auto_label"], s.pairs.label)
   meta = tfds.builder_from_directory(str(tmp_path / "out")).info.metadata
   assert meta["verification"] is None
+  # The rendering generator's fingerprint travels with the set (meta.json -> metadata, card).
+  assert meta["generator_fingerprint"] == "7-0123456789abcdef@6"
+  assert "7-0123456789abcdef@6" in (tmp_path / "out" / "README.md").read_text()
   assert meta["command"] == (f"python -m densesynth_jax.synth.export_tfds --synth={folder} "
                              f"--out={tmp_path / 'out'}")
 

@@ -143,13 +143,18 @@ class LoadedScorer:
     return s[:len(a)] - s[len(a):]
 
 
-def write_model(folder: str | Path, ranker: str, meta: Mapping, arrays: Mapping[str, np.ndarray]
-                ) -> None:
-  """`folder`/model.json (format version, ranker, meta) and arrays.npz, atomically."""
+def write_model(folder: str | Path, ranker: str, meta: Mapping, arrays: Mapping[str, np.ndarray],
+                extra: Callable[[Path], None] | None = None) -> None:
+  """`folder`/model.json (format version, ranker, meta) and arrays.npz, atomically.
+
+  `extra(tmp)` writes anything else into the folder before it appears (e.g. an orbax checkpoint).
+  """
   with io.atomic_dir(folder) as tmp:
     io.write_json(tmp / "model.json", dict(format_version=FORMAT_VERSION, ranker=ranker,
                                            **dict(meta)))
     io.save_npz(tmp / "arrays.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+    if extra is not None:
+      extra(Path(tmp))
 
 
 def read_model(folder: str | Path, ranker: str) -> tuple[dict, dict[str, np.ndarray]]:

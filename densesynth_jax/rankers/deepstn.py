@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
 from densesynth_jax import io
 from densesynth_jax import mesh as mesh_lib
@@ -694,44 +695,38 @@ def fit(ctx: FitContext) -> ScoreRanker:
 
 
 NAME = "deepstn"
-_SEP = "/"  # joins the keys of the variables tree in arrays.npz
+VARIABLES = "variables"  # the orbax checkpoint of the best epoch's variables, in the model folder
 
 
 @dataclasses.dataclass
 class DeepSTNRanker(ScoreRanker):
-  """The trained DeepSTN of a cell; `save` keeps its best variables, config and mode."""
+  """The trained DeepSTN of a cell; `save` keeps its best variables (orbax), config and mode."""
   model: DeepSTNModel | None = None
 
   def save(self, folder) -> None:
-    flat = {}
+    def write_variables(tmp: Path) -> None:
+      ckpt = ocp.StandardCheckpointer()
+      ckpt.save((tmp / VARIABLES).absolute(), self.model.variables)
+      ckpt.wait_until_finished()
+      ckpt.close()
 
-    def walk(tree, prefix):
-      for k, v in tree.items():
-        if _SEP in str(k):
-          raise ValueError(f"DeepSTN variable name {k!r} contains {_SEP!r}; cannot save it")
-        if isinstance(v, Mapping):
-          walk(v, prefix + (str(k),))
-        else:
-          flat[_SEP.join(prefix + (str(k),))] = np.asarray(v)
-    walk(self.model.variables, ())
     meta = dict(mode=self.model.mode, config=self.model.config.to_dict(),
-                variables=sorted(flat), stages=self.model.stages)
-    base.write_model(folder, NAME, meta, flat)
+                stages=self.model.stages)
+    base.write_model(folder, NAME, meta, {}, extra=write_variables)
 
 
 def load(folder) -> base.LoadedScorer:
   """A saved DeepSTN: `score(images)` sums `test_crops` views, as in the run."""
-  meta, arrays = base.read_model(folder, NAME)
-  missing = sorted(set(meta["variables"]) - set(arrays))
-  if missing:
-    raise ValueError(f"saved DeepSTN lacks variable {missing[0]!r}: {folder}")
-  variables: dict = {"params": {}, "batch_stats": {}}
-  for key in meta["variables"]:
-    *path, leaf = key.split(_SEP)
-    node = variables
-    for p in path:
-      node = node.setdefault(p, {})
-    node[leaf] = arrays[key]
+  meta, _ = base.read_model(folder, NAME)
+  path = (Path(folder) / VARIABLES).absolute()
+  if not path.is_dir():
+    raise FileNotFoundError(f"saved DeepSTN lacks its variables checkpoint: {path}")
+  ckpt = ocp.StandardCheckpointer()
+  try:
+    variables = ckpt.restore(path)
+  finally:
+    ckpt.close()
+  variables = jax.tree.map(np.asarray, variables)
   cfg = ml_collections.ConfigDict(meta["config"])
   model = DeepSTNModel(cfg, meta["mode"], variables, meta.get("stages", {}))
   return base.LoadedScorer(lambda images: score_images(model, images))

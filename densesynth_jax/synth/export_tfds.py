@@ -201,7 +201,8 @@ def _metadata(s: SynthSet, fp: str, v: verify.Verification | None, source: Path,
   pr = s.prior
   lo, hi = pr.range
   return dict(
-      format=f"{NAME} {VERSION}", fingerprint=fp, attribute=s.attribute,
+      format=f"{NAME} {VERSION}", fingerprint=fp,
+      generator_fingerprint=store.generator_fingerprint(source), attribute=s.attribute,
       attribute_names=list(s.images.attribute_names), info=s.info,
       prior=dict(names=list(pr.names), mean=_json_floats(pr.mean), sigma=_json_floats(pr.sigma),
                  cov=_json_floats(pr.cov), lo=_json_floats(lo), hi=_json_floats(hi),
@@ -242,6 +243,8 @@ def _card(s: SynthSet, fp: str, v: verify.Verification | None, source: Path, com
       f"- pairs: {len(kind)}: {int((kind == jitter.INTRA).sum())} intra-identity (kind 0), "
       f"{int((kind == jitter.INTER).sum())} inter-identity (kind 1)",
       f"- verification: {ver}",
+      f"- generator: `{store.generator_fingerprint(source) or 'not recorded'}` (its "
+      "checkpoint's fingerprint @ render side)",
       f"- fingerprint of the synthetic set: `{fp}` (it hashes the generator checkpoint's "
       "fingerprint, the synthesis config and the attribute)",
       f"- source: `{source}`",

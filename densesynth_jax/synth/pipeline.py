@@ -77,7 +77,7 @@ def synth_set(config: ml_collections.ConfigDict, workdir: Path, gen, attribute: 
     return jitter.synthesize(gen.render, generator_prior(config, domain, gen), gen_attr,
                              cfg.jitter)
 
-  s, reused = store.load_or_make(folder, fp, make)
+  s, reused = store.load_or_make(folder, fp, make, f"{gen.fingerprint}@{gen.render_size}")
   print(f"[synth] {attribute}: {'reused' if reused else 'made'} {len(s.pairs)} pairs from "
         f"{s.info['num_identities']} identities ({folder})", flush=True)
   if not reused and config.figures.synth:

@@ -31,7 +31,8 @@ def fingerprint(generator_fingerprint: str, cfg: ml_collections.ConfigDict, attr
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def save(folder: str | Path, s: SynthSet, fp: str) -> None:
+def save(folder: str | Path, s: SynthSet, fp: str, generator: str = "") -> None:
+  """Writes the set atomically; `generator`: the rendering generator's fingerprint (meta.json)."""
   folder = Path(folder)
   with io.atomic_dir(folder) as tmp:
     io.save_npz(tmp / "synth.npz", images=s.images.images, ids=s.images.ids,
@@ -40,7 +41,9 @@ def save(folder: str | Path, s: SynthSet, fp: str) -> None:
     io.save_npz(tmp / "prior.npz", **s.prior.to_arrays())
     io.write_json(tmp / "meta.json", dict(fingerprint=fp, attribute=s.attribute,
                                           attribute_names=list(s.images.attribute_names),
-                                          info=s.info))
+                                          info=s.info,
+                                          **(dict(generator_fingerprint=generator)
+                                             if generator else {})))
 
 
 def load(folder: str | Path) -> tuple[SynthSet, str]:
@@ -59,7 +62,13 @@ def load(folder: str | Path) -> tuple[SynthSet, str]:
   return SynthSet(images, pairs, d["kind"], prior, meta["info"]), meta["fingerprint"]
 
 
-def load_or_make(folder: str | Path, fp: str, make: Callable[[], SynthSet]) -> tuple[SynthSet, bool]:
+def generator_fingerprint(folder: str | Path) -> str | None:
+  """The fingerprint of the generator that rendered a saved set (None where not recorded)."""
+  return io.read_json(Path(folder) / "meta.json").get("generator_fingerprint")
+
+
+def load_or_make(folder: str | Path, fp: str, make: Callable[[], SynthSet],
+                 generator: str = "") -> tuple[SynthSet, bool]:
   """Returns (set, reused): the saved set if its fingerprint is `fp`, else `make()` saved anew."""
   folder = Path(folder)
   if (folder / "meta.json").exists():
@@ -73,5 +82,5 @@ def load_or_make(folder: str | Path, fp: str, make: Callable[[], SynthSet]) -> t
       print(f"[synth] inputs changed (fingerprint {saved_fp} -> {fp}): regenerating {folder}",
             flush=True)
   s = make()
-  save(folder, s, fp)
+  save(folder, s, fp, generator)
   return s, False
