@@ -37,6 +37,7 @@ import numpy as np
 from densesynth_jax import io
 from densesynth_jax.data import imageio, pairfiles
 from densesynth_jax.experiments import runner, tables
+from densesynth_jax.experiments.methods import REFERENCE_METHODS
 from densesynth_jax.metrics import margin_accuracy
 from densesynth_jax.rankers import classifier, deepstn, local, ranksvm
 from densesynth_jax.rankers.base import FORMAT_VERSION
@@ -240,6 +241,7 @@ def evaluate(run: str | os.PathLike, pairs_csv: str | os.PathLike,
   rankers = list(dict.fromkeys(r for r, _, _ in cells))
   methods = list(dict.fromkeys(m for _, m, _ in cells))
   md = tables.markdown_tables(summary, rankers, methods, [attribute],
+                              reference_rows=[m for m in methods if m in REFERENCE_METHODS],
                               title=f"Pairs file {pairs_csv} on run {run}",
                               notes=f"{len(pairs)} ordered pairs over {len(images)} images")
   return summary, md
