@@ -20,7 +20,7 @@ A generator trained beforehand is reused when its config matches:
       --config.synth.generator_workdir=runs/gen_celeba
 
 DSynth's verification is SIMULATED (5 noisy workers perceiving an independent measure: a
-logistic classifier of CelebA's own Smiling labels on GIST + Lab features, synth/measure.py);
+logistic classifier of CelebA's own Smiling labels on GIST + Lab features, features/measure.py);
 `verification.mode="human"` uses answers collected with synth/verify.py instead.
 
 Resolution (the paper's rule, `rank_image_size` = 0): the rankers see every image, real and

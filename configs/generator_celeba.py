@@ -7,7 +7,7 @@ The default is the paper's full-size model at 64×64 for ~100 epochs over the 8,
 (a GPU job: 25,000 steps); `:smoke` trains a tiny model at 32×32 on the first 600 images on a
 CPU. y is the 40 decision values of the appendix's pre-labelling classifiers
 (data/prelabel.py); the control evaluation scores generated faces with classifiers trained on the
-REAL images' own binary labels (synth/control.py).
+REAL images' own binary labels (generator/control.py).
 """
 
 from configs.common import parse_arg, small_model

@@ -7,7 +7,7 @@ The default is the paper's full-size model at 64×64 for ~100 epochs (a GPU job)
 a tiny model at 32×32 on 200 shoes per category on a CPU. y is the 3 category
 decision values (pre-labelled) and 5 image measures of data/shoes.py; the control evaluation
 scores generated shoes with ridge regressors trained on the REAL images' measures
-(synth/control.py).
+(generator/control.py).
 """
 
 from configs.common import parse_arg

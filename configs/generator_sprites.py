@@ -6,7 +6,7 @@
 
 The generator conditions on all 7 sprite strengths (3 expressions + 4 appearance attributes);
 its figures show spectra of the expressions and `generator_eval.json` measures how well each one
-is controlled (an independent ridge regressor on real sprite pixels, synth/control.py).
+is controlled (an independent ridge regressor on real sprite pixels, generator/control.py).
 `demo_generator_config()` is the small generator `configs/demo.py` trains before synthesising pairs.
 What its settings were measured to do: README.md ("Generator control on sprites").
 """

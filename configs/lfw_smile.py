@@ -25,7 +25,7 @@ not available here; CelebA's "Smiling" is the ranked attribute's column.
 Methods: Real, Jitter and DSynth-Auto. Left out:
 - DSynth: its verification must be HUMAN here (`verification.mode = "human"`): the simulated crowd
   perceives a measurement fitted on the run domain's per-image strengths or binary labels
-  (synth/measure.py), and LFW-10 / PFSmile have pairwise labels only. Export the synthetic pairs,
+  (features/measure.py), and LFW-10 / PFSmile have pairwise labels only. Export the synthetic pairs,
   collect answers and import them (densesynth_jax/synth/verify.py; the run's error says how),
   then add "dsynth" to --config.methods.
 - Real+ and Classifier: the pre-label classifier (experiments/assets.py) is fitted to the run

@@ -25,7 +25,7 @@ Methods: Real and Jitter. The others cannot sensibly run on this domain:
   runs the opposite way: an open shoe leaves its bounding box emptier). The paper's generator
   was conditioned on these words themselves, pre-labelled from its new lexicon pairs on 38,866
   UT-Zap50K images (its appendix); neither those labels nor those images' paths are available.
-- DSynth's simulated verification (synth/measure.py) and Real+ / Classifier (the pre-label
+- DSynth's simulated verification (features/measure.py) and Real+ / Classifier (the pre-label
   classifier, experiments/assets.py) fit a model to the RUN domain's per-image strengths or
   binary labels; the label pack has pairwise labels only, so there is nothing to fit.
 `:open_sandal` runs the one defensible proxy: "open" only, adding DSynth-Auto with the shoes
