@@ -288,7 +288,7 @@ One DeepSTN training step (combined mode: localisation net, STN patch with the b
 one shared backbone on patch and whole image, RankNet loss, backward, SGD momentum 0.9, weight
 decay 5e-4, localisation net at 0.1× lr), {args.pairs} pairs per step,
 {what}; the batch is gathered from a uint8 pool by index on the host in both.
-JAX: `ranker.make_update_fn` (jit, donated state, 1-device mesh); PyTorch: the same layers with
+JAX: `rankers.deepstn.make_update_fn` (jit, donated state, 1-device mesh); PyTorch: the same layers with
 `F.affine_grid` / `F.grid_sample` and `torch.optim.SGD`. {args.warmup} warm-up steps, then
 {args.repeats} interleaved rounds of {args.steps} steps each; median and best round.
 Machine: {machine}.
@@ -299,7 +299,7 @@ figures only from a quiet machine (load average below the core count at the star
 
 | framework | pairs/s (best) | pairs/s (median) | pairs/s (all rounds) |
 |---|---:|---:|---|
-| JAX / Flax (`ranker.make_update_fn`) | {best['jax']:.1f} | {med['jax']:.1f} | {fmt(rates['jax'])} |
+| JAX / Flax (`rankers.deepstn.make_update_fn`) | {best['jax']:.1f} | {med['jax']:.1f} | {fmt(rates['jax'])} |
 | PyTorch {torch.__version__} | {best['torch']:.1f} | {med['torch']:.1f} | {fmt(rates['torch'])} |
 | **ratio JAX / PyTorch** | **{best_ratio:.2f}×** | {ratio:.2f}× | |
 
