@@ -23,18 +23,10 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from densesynth_jax import distributed, io
+from densesynth_jax.errors import one_line
 
 # The error types that mean "bad input or bad state", reported in one line rather than a traceback.
 USER_ERRORS = (OSError, ValueError, KeyError, IndexError, AttributeError, FloatingPointError)
-
-
-def one_line(e: BaseException) -> str:
-  """The root cause of an exception chain, on one line (config_flags wraps load errors)."""
-  while e.__cause__ is not None or (e.__context__ is not None and not e.__suppress_context__):
-    e = e.__cause__ or e.__context__
-  msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-  first = str(msg).strip().splitlines()[0] if str(msg).strip() else ""
-  return f"{type(e).__name__}: {first}"
 
 
 def define_flags():
@@ -154,7 +146,6 @@ def default_workdir() -> Path:
   return Path("runs") / config_name(config_flags.get_config_filename(flags.FLAGS["config"]))
 
 
-write_config = io.write_config  # <workdir>/config.json
 
 
 def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_holder,
@@ -178,7 +169,7 @@ def run(library_fn: Callable[[ml_collections.ConfigDict, Path], object], config_
     workdir = Path(workdir_holder.value) if workdir_holder.value else default_workdir()
     distributed.initialize_from_env()  # a multi-process job when DENSESYNTH_COORDINATOR is set
     if distributed.is_main():
-      write_config(config, workdir)
+      io.write_config(config, workdir)
     library_fn(config, workdir)
   except USER_ERRORS as e:
     if os.environ.get("DENSESYNTH_DEBUG"):

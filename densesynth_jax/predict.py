@@ -36,6 +36,7 @@ import numpy as np
 
 from densesynth_jax import io
 from densesynth_jax.data import imageio, pairfiles
+from densesynth_jax.errors import one_line
 from densesynth_jax.experiments import runner, tables
 from densesynth_jax.experiments.methods import REFERENCE_METHODS
 from densesynth_jax.metrics import margin_accuracy
@@ -249,12 +250,6 @@ def evaluate(run: str | os.PathLike, pairs_csv: str | os.PathLike,
 
 # ---------------------------------------------------------------------------------------------
 # The command.
-
-def one_line(e: BaseException) -> str:
-  msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-  first = str(msg).strip().splitlines()[0] if str(msg).strip() else ""
-  return f"{type(e).__name__}: {first}"
-
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m densesynth_jax.predict",

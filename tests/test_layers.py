@@ -3,7 +3,7 @@
 Layers, bottom to top (a package may import its own modules and any LOWER layer, never a sibling
 package of its own layer, never a higher one):
 
-  0  base:        types, io, progress, mesh, metrics, plotting, distributed
+  0  base:        types, io, progress, mesh, metrics, plotting, distributed, errors
   1  features, models, train (the training skeleton)
   2  data         (domain builders; pre-labels measure images with features)
   3  rankers, generator
@@ -19,7 +19,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "densesynth_jax"
-BASE = {"types", "io", "progress", "mesh", "metrics", "plotting", "distributed"}
+BASE = {"types", "io", "progress", "mesh", "metrics", "plotting", "distributed",
+        "errors"}
 RANK = {"base": 0, "features": 1, "models": 1, "train": 1, "data": 2, "rankers": 3,
         "generator": 3, "synth": 4, "experiments": 5, "cli": 6, "predict": 6}
 

@@ -93,6 +93,7 @@ class RunAssets(methods.Assets):
                features):
     self.config, self.domain, self.workdir, self.features = config, domain, Path(workdir), features
     self._prelabel: dict[str, np.ndarray] = {}
+    self._prelabel_models: dict[str, dict] = {}
     self._synth: dict = {}
     self._verified: dict[str, PairSet] = {}
     self._generators: dict = {}
@@ -108,7 +109,9 @@ class RunAssets(methods.Assets):
   def prelabel_model(self, attribute: str) -> dict:
     """The pre-label classifier of `attribute` as `prelabel.apply_model` applies it, with
     `feature` (its features' name) and `features` (their config; None for hog_color)."""
-    return self._prelabel_fit(attribute, need_model=True)[1]
+    if attribute not in self._prelabel_models:  # read once, not once per replicate's cell
+      self._prelabel_models[attribute] = self._prelabel_fit(attribute, need_model=True)[1]
+    return self._prelabel_models[attribute]
 
   def _prelabel_fit(self, attribute: str, need_model: bool) -> tuple[np.ndarray, dict | None]:
     p = prelabel_lib.domain_settings(self.config.data)

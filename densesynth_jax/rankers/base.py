@@ -174,18 +174,14 @@ def read_model(folder: str | Path, ranker: str) -> tuple[dict, dict[str, np.ndar
   return meta, io.load_npz(folder / "arrays.npz")
 
 
-def features_config(meta: Mapping) -> ml_collections.ConfigDict:
-  """The features config recorded in a saved model's meta (`features`)."""
-  return ml_collections.ConfigDict(meta["features"])
-
-
 def image_features(meta: Mapping, images: np.ndarray) -> np.ndarray:
   """The saved model's feature (`feature`, `features` config) of uint8 images (N, S, S, C)."""
   images = np.asarray(images)
   if images.ndim != 4 or images.dtype != np.uint8 or not len(images):
     raise ValueError(f"images must be a non-empty uint8 (N, H, W, C) array, got {images.dtype} "
                      f"{images.shape}")
-  return extract.extract_features(meta["feature"], images, features_config(meta))
+  return extract.extract_features(meta["feature"], images,
+                                  ml_collections.ConfigDict(meta["features"]))
 
 
 def margins_for(trained: Trained, pair_sets: Mapping[str, PairSet]) -> dict[str, np.ndarray]:

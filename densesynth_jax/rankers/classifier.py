@@ -13,11 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import ml_collections
 import numpy as np
 
 from densesynth_jax.data import prelabel
-from densesynth_jax.features import extract
 from densesynth_jax.rankers import base
 from densesynth_jax.rankers.base import FitContext, ScoreRanker
 
@@ -50,8 +48,7 @@ def features_of(meta, images: np.ndarray) -> np.ndarray:
   """The classifier's features of uint8 images, as the run computed them."""
   if meta["feature"] == "hog_color":
     return prelabel.prelabel_features(np.asarray(images), "hog_color")
-  cfg = ml_collections.ConfigDict(meta["features"])
-  return extract.extract_features(meta["feature"], np.asarray(images), cfg)
+  return base.image_features(meta, images)
 
 
 def load(folder) -> base.LoadedScorer:
