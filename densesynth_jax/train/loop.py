@@ -201,8 +201,7 @@ def batched_apply(fn: Callable[..., Any], rows: Sequence[np.ndarray], batch: int
   for lo in range(0, n, batch):
     chunks = [r[lo:lo + batch] for r in rows]
     m = len(chunks[0])
-    if m < batch:
-      chunks = [np.concatenate([c, np.repeat(c[-1:], batch - m, axis=0)]) for c in chunks]
+    chunks = [mesh_lib.pad_to_multiple(c, batch)[0] for c in chunks]  # repeats the last row
     out.append(np.asarray(mesh_lib.to_host(
         fn(*replicated, *(mesh_lib.shard_batch(c, mesh) for c in chunks))))[:m])
   return np.concatenate(out)
