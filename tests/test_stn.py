@@ -259,3 +259,114 @@ def test_sharded_step_equals_single_device():
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=300)
   assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+# ------------------------------------------- fast CPU ops == the plain Flax ops they replace
+
+def _tied_maps(shape, seed):
+  """Activations with exact ties in pooling windows: ReLU zeros and flat (padding-like) areas."""
+  x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+  x[:, : shape[1] // 3] = 0.7  # a flat band: positive ties in every window there
+  return jnp.asarray(np.maximum(x, 0.0))
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 4), (2, 7, 9, 3)])
+def test_max_pool_2x2_equals_flax_values_and_gradient(shape):
+  import flax.linen as nn
+  x = _tied_maps(shape, 0)
+  g = jnp.asarray(np.random.default_rng(1).normal(size=(shape[0], shape[1] // 2, shape[2] // 2,
+                                                         shape[3])), jnp.float32)
+  ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  y, vjp = jax.vjp(jax.jit(stn_ranker.max_pool_2x2), x)
+  y_ref, vjp_ref = jax.vjp(jax.jit(ref), x)
+  np.testing.assert_array_equal(y, y_ref)
+  # The first maximal tap of each window takes the gradient, exactly as select-and-scatter.
+  np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
+
+
+def _flax_batch_norm(momentum=0.9, name=None):
+  """`nn.BatchNorm` behind MaskedBatchNorm's call signature: the reference it replaces."""
+  import flax.linen as nn
+
+  class FlaxBN(nn.BatchNorm):
+    def __call__(self, x, *, train, mask=None):
+      m = None if mask is None or not train else jnp.reshape(mask, (-1, 1, 1, 1))
+      return super().__call__(x, use_running_average=not train, mask=m)
+
+  return FlaxBN(momentum=momentum, name=name)
+
+
+def test_masked_batch_norm_equals_flax():
+  x = jnp.asarray(np.random.default_rng(2).normal(1.0, 2.0, (5, 6, 6, 3)), jnp.float32)
+  mask = jnp.asarray([True, True, False, True, False])
+  ours, ref = stn_ranker.MaskedBatchNorm(momentum=0.8), _flax_batch_norm(momentum=0.8)
+  v = ours.init(jax.random.key(0), x, train=True, mask=mask)
+  v_ref = ref.init(jax.random.key(0), x, train=True, mask=mask)
+  jax.tree.map(np.testing.assert_array_equal, v, v_ref)  # same names, shapes and initial values
+  params = {"scale": jnp.asarray([1.0, 0.5, 2.0]), "bias": jnp.asarray([0.0, 0.3, -1.0])}
+
+  def run(module):
+    def f(p, x):
+      y, new = module.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
+                            mask=mask, mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(y) * (1 + jnp.arange(3))), new
+    (loss, new), grads = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(params, x)
+    evaluated = module.apply({"params": params, **new}, x, train=False)
+    return loss, new, grads, evaluated
+
+  got, want = run(ours), run(ref)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.slow
+def test_deepstn_step_equals_the_plain_flax_step(monkeypatch):
+  """Numerics before/after the CPU speed-ups: three combined-mode update steps with the fast ops
+  (MaskedBatchNorm, max_pool_2x2) equal the same steps with `nn.BatchNorm` and `nn.max_pool`,
+  with a padding pair (the batch-norm mask) and flat image areas (pooling ties)."""
+  import flax.linen as nn
+  from densesynth_jax import mesh as mesh_lib
+  from densesynth_jax.rankers import deepstn as ranker
+  from densesynth_jax.types import PairSet
+
+  cfg = ranker.default_config()
+  cfg.cnn_channels = (4, 8, 8)
+  cfg.image_size, cfg.patch_size = 24, 12
+  cfg.loc_conv_channels, cfg.loc_hidden = 4, 8
+  cfg.lr = 0.05
+  cfg.xla_fast_compile = True
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (10, 24, 24, 3), dtype=np.uint8)
+  images[:, :6] = 0  # flat rows: exact ties inside pooling windows
+  pairs = PairSet.create(rng.integers(0, 10, 12), rng.integers(0, 10, 12),
+                         rng.choice([-1, 1], 12), attribute="t")
+  mesh = mesh_lib.make_mesh(1)
+
+  def steps():
+    ranker._functions.cache_clear()
+    state = ranker.init_state(cfg, "combined", jax.random.key(0), mesh)
+    update = ranker.make_update_fn(cfg, "combined", mesh)
+    for i in range(3):
+      batch = ranker.make_batch(images, pairs, np.arange(3 * i, 3 * i + 3), 4)  # 1 padding pair
+      state, metrics = update(state, mesh_lib.shard_batch(batch, mesh), jax.random.key(1))
+    return jax.device_get((state.params, state.batch_stats, metrics))
+
+  fast = steps()
+  with monkeypatch.context() as m:
+    m.setattr(stn_ranker, "MaskedBatchNorm", _flax_batch_norm)
+    m.setattr(stn_ranker, "max_pool_2x2", lambda x: nn.max_pool(x, (2, 2), strides=(2, 2)))
+    plain = steps()
+  ranker._functions.cache_clear()
+  flat = lambda t: {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(t)}
+  got, want = flat(fast[:2]), flat(plain[:2])
+  assert set(got) == set(want)
+  for k in got:
+    # The head's bias has no gradient in a RankNet (it cancels in s1 − s2): only rounding moves it.
+    atol = 1e-7 if k.endswith("['head']['bias']") else 1e-6
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=atol, err_msg=k)
+  for k in ("loss", "grad_norm", "update_norm", "scale", "centre_x", "centre_y"):
+    np.testing.assert_allclose(fast[2][k], plain[2][k], rtol=1e-4, atol=1e-6, err_msg=k)
+  assert not np.allclose(flat(fast[0])["['backbone']['conv1']['kernel']"],
+                         flat(ranker.init_state(cfg, "combined", jax.random.key(0),
+                                                mesh).params)["['backbone']['conv1']['kernel']"])

@@ -62,11 +62,98 @@ def conv_kernel_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) 
   return nn.initializers.lecun_normal()(key, flat, dtype).reshape(shape)
 
 
-def _bn_mask(mask: jax.Array | None, x: jax.Array) -> jax.Array | None:
-  """(B,) bool -> broadcastable to NHWC, so padding images never enter the batch statistics."""
-  if mask is None:
-    return None
-  return jnp.reshape(mask, (-1,) + (1,) * (x.ndim - 1))
+def _window_taps(x: jax.Array) -> tuple[jax.Array, ...]:
+  """(B, H, W, C), H and W even -> the four taps of every 2×2 window, in row-major window order."""
+  b, h, w, c = x.shape
+  x6 = x.reshape(b, h // 2, 2, w // 2, 2, c)
+  return x6[:, :, 0, :, 0], x6[:, :, 0, :, 1], x6[:, :, 1, :, 0], x6[:, :, 1, :, 1]
+
+
+def _pool_gradient(r: jax.Array, y: jax.Array, g: jax.Array) -> jax.Array:
+  """The gradient of 2×2 max pooling y = pool(r) for the output gradient g: (B, H, W, C).
+
+  The first tap (row-major) equal to its window's maximum takes the whole gradient, as XLA's
+  select-and-scatter does for `nn.max_pool`.
+  """
+  taken = jnp.zeros(y.shape, bool)
+  grads = []
+  for tap in _window_taps(r):
+    hit = (tap == y) & ~taken
+    grads.append(jnp.where(hit, g, 0.0).astype(g.dtype))
+    taken = taken | hit
+  b, h2, w2, c = y.shape
+  dr = jnp.stack([jnp.stack(grads[:2], axis=3), jnp.stack(grads[2:], axis=3)], axis=2)
+  return dr.reshape(b, 2 * h2, 2 * w2, c)
+
+
+@jax.custom_vjp
+def _max_pool_2x2_even(x: jax.Array) -> jax.Array:
+  b, h, w, c = x.shape
+  # A reduction (not an elementwise maximum of the four taps): XLA then stores the pooled map
+  # instead of recomputing it inside the transposed copies that the next convolution's weight
+  # gradient makes, which on CPU cost more than the pooling itself.
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _max_pool_2x2_fwd(x):
+  y = _max_pool_2x2_even(x)
+  return y, (x, y)
+
+
+def _max_pool_2x2_bwd(res, g):
+  x, y = res
+  return (_pool_gradient(x, y, g),)
+
+
+_max_pool_2x2_even.defvjp(_max_pool_2x2_fwd, _max_pool_2x2_bwd)
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2×2 max pooling with stride 2 (NHWC), the values and gradient of
+  `nn.max_pool(x, (2, 2), strides=(2, 2))` (VALID: an odd last row or column is dropped).
+
+  A max reduction over the reshaped windows, with a hand-written elementwise gradient: XLA:CPU
+  runs `reduce_window` and its select-and-scatter gradient slowly (benchmarks/RESULTS.md,
+  DeepSTN).
+  """
+  _, h, w, _ = x.shape
+  return _max_pool_2x2_even(x[:, :h // 2 * 2, :w // 2 * 2])
+
+
+class MaskedBatchNorm(nn.Module):
+  """Batch norm of NHWC maps over (N, H, W) per channel, with a per-image mask.
+
+  The semantics, parameters (`scale`, `bias`) and `batch_stats` (`mean`, biased `var`) of
+  `nn.BatchNorm(use_running_average=not train, momentum=momentum)(x, mask=...)` with the default
+  ε = 1e-5 and fast variance (E[x²] − E[x]², clipped at 0); running statistics are not updated
+  while initialising. The batch statistics are per-image sums combined by the (B,) mask: flax's
+  masked mean (`jnp.mean(..., where=mask)` broadcast to every pixel) costs XLA:CPU about as much
+  as the convolution it normalises.
+  """
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    c = x.shape[-1]
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    x = x.astype(jnp.float32)
+    if train:
+      w = (jnp.ones((x.shape[0],), jnp.float32) if mask is None
+           else jnp.asarray(mask).reshape(-1).astype(jnp.float32))
+      count = w.sum() * (x.shape[1] * x.shape[2])
+      mean = (w @ x.sum(axis=(1, 2))) / count
+      mean2 = (w @ jnp.square(x).sum(axis=(1, 2))) / count
+      var = jnp.maximum(0.0, mean2 - jnp.square(mean))
+      if not self.is_initializing():
+        ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
+        ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * var
+    else:
+      mean, var = ra_mean.value, ra_var.value
+    return (x - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
 
 
 class SmallCNN(nn.Module):
@@ -79,10 +166,9 @@ class SmallCNN(nn.Module):
     for i, c in enumerate(self.channels):
       x = nn.Conv(c, (3, 3), padding="SAME", use_bias=False,
                   kernel_init=conv_kernel_init, name=f"conv{i + 1}")(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                       name=f"bn{i + 1}")(x, mask=_bn_mask(mask, x) if train else None)
-      x = nn.relu(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = MaskedBatchNorm(momentum=self.bn_momentum, name=f"bn{i + 1}")(
+          x, train=train, mask=mask)
+      x = max_pool_2x2(nn.relu(x))
     if spatial:
       return x
     return x.mean(axis=(1, 2))
