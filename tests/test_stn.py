@@ -12,7 +12,7 @@ import pytest
 from jax.test_util import check_grads
 from scipy import ndimage
 
-from densesynth_jax.models import sampler
+from densesynth_jax.models import pooling, sampler
 from densesynth_jax.models import stn_ranker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -277,7 +277,7 @@ def test_max_pool_2x2_equals_flax_values_and_gradient(shape):
   g = jnp.asarray(np.random.default_rng(1).normal(size=(shape[0], shape[1] // 2, shape[2] // 2,
                                                          shape[3])), jnp.float32)
   ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
-  y, vjp = jax.vjp(jax.jit(stn_ranker.max_pool_2x2), x)
+  y, vjp = jax.vjp(jax.jit(pooling.max_pool_2x2), x)
   y_ref, vjp_ref = jax.vjp(jax.jit(ref), x)
   np.testing.assert_array_equal(y, y_ref)
   # The first maximal tap of each window takes the gradient, exactly as select-and-scatter.
