@@ -1,6 +1,7 @@
 """Speed of one DeepSTN training step: the jitted JAX/Flax update against the same step in PyTorch.
 
   python benchmarks/bench_deepstn.py                     # CPU: small CNN, 64×64, combined mode
+  python benchmarks/bench_deepstn.py --cpu_devices=2     # also JAX data-parallel over 2 host devices
   python benchmarks/bench_deepstn.py --repeats=3 --steps=5 --no_write
   python benchmarks/bench_deepstn.py --gpu-config        # AlexNet-like at 227×227 (GPU machines)
   python benchmarks/bench_deepstn.py --gpu-config --image_size=128
@@ -12,7 +13,10 @@ Both frameworks run the SAME step on a batch of 25 pairs drawn from a uint8 imag
   False, with DeepSTN's boundary gradient rule) -> ONE shared backbone on patch and whole image ->
   concatenated features -> linear score -> RankNet loss (weighted mean) -> backward -> SGD with
   momentum 0.9, weight decay 5e-4 on kernels, the localisation net at 0.1× the rate.
-JAX: `densesynth_jax.rankers.deepstn.make_update_fn` (jit, state donated) on a 1-device mesh.
+JAX: `densesynth_jax.rankers.deepstn.make_update_fn` (jit, state donated) on a 1-device mesh, and
+with `--cpu_devices=N` also on a mesh of N host CPU devices (`--xla_force_host_platform_device_count`:
+each device takes 1/N of the batch, as on N accelerators; the batch is padded to a multiple of N
+with zero-weight pairs, and the rate still counts the real pairs only).
 PyTorch: the same layers (`nn.Conv2d` / `nn.BatchNorm2d` / `F.affine_grid` / `F.grid_sample`, a
 custom autograd function for the boundary rule, `torch.optim.SGD` with two parameter groups).
 
@@ -26,13 +30,29 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
+
+def _cpu_devices(argv) -> int:
+  """--cpu_devices=N, read before JAX starts (the host device count is fixed at start-up)."""
+  for i, a in enumerate(argv):
+    if a.startswith("--cpu_devices="):
+      return int(a.split("=", 1)[1])
+    if a == "--cpu_devices" and i + 1 < len(argv):
+      return int(argv[i + 1])
+  return 1
+
+
+if _cpu_devices(sys.argv) > 1:
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             f" --xla_force_host_platform_device_count={_cpu_devices(sys.argv)}")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -189,13 +209,16 @@ def torch_step_fn(cfg, device):
 
 # ------------------------------------------------------------------------------------ JAX
 
-def jax_step_fn(cfg, mesh):
+def jax_step_fn(cfg, mesh, pool, pairs):
+  """A closure running one JAX step on the batch of pair indices it is given, padded for `mesh`."""
   state = ranker.init_state(cfg, "combined", jax.random.key(0), mesh)
   update = ranker.make_update_fn(cfg, "combined", mesh)
+  size = ranker.padded_batch_size(cfg.batch_pairs, mesh)
   rng = jax.random.key(1)
   box = {"state": state}
 
-  def step(batch):
+  def step(index):
+    batch = ranker.make_batch(pool, pairs, index, size)
     box["state"], metrics = update(box["state"], mesh_lib.shard_batch(batch, mesh), rng)
     return metrics["loss"]
 
@@ -220,6 +243,8 @@ def main():
   p.add_argument("--steps", type=int, default=5, help="steps per timed round")
   p.add_argument("--repeats", type=int, default=10, help="timed rounds per framework")
   p.add_argument("--warmup", type=int, default=3, help="untimed steps per framework first")
+  p.add_argument("--cpu_devices", type=int, default=1,
+                 help="also time JAX data-parallel over this many host CPU devices (> 1)")
   p.add_argument("--no_write", action="store_true", help="do not touch benchmarks/RESULTS.md")
   args = p.parse_args()
 
@@ -231,64 +256,81 @@ def main():
     cfg.backbone = "alexnet"
     cfg.image_size = cfg.patch_size = args.image_size
     device = "cuda" if torch.cuda.is_available() else "cpu"
-  mesh = mesh_lib.make_mesh(1)
   rng = np.random.default_rng(0)
   pool = rng.integers(0, 256, (500, 64, 64, 3), dtype=np.uint8)
   pairs = PairSet.create(rng.integers(0, 500, 5000), rng.integers(0, 500, 5000),
                          rng.choice([-1, 1], 5000), attribute="bench")
-  batches = [ranker.make_batch(pool, pairs, np.arange(i, i + args.pairs), args.pairs)
-             for i in range(0, 5000 - args.pairs, args.pairs)]
+  indices = [np.arange(i, i + args.pairs) for i in range(0, 5000 - args.pairs, args.pairs)]
+  # The same host work for PyTorch: its batch is gathered from the pool by index in the step.
+  torch_batch = lambda index: ranker.make_batch(pool, pairs, index, args.pairs)
 
-  t0 = time.perf_counter()
-  _, jstep = jax_step_fn(cfg, mesh)
-  jax.block_until_ready(jstep(batches[0]))
-  jax_first = time.perf_counter() - t0
-  _, tstep = torch_step_fn(cfg, device)
+  meshes = {"jax": mesh_lib.make_mesh(1)}
+  if args.cpu_devices > 1 and not args.gpu_config:
+    meshes[f"jax_{args.cpu_devices}dev"] = mesh_lib.make_mesh(args.cpu_devices)
+  steps, jax_first = {}, {}
+  for name, mesh in meshes.items():
+    t0 = time.perf_counter()
+    _, steps[name] = jax_step_fn(cfg, mesh, pool, pairs)
+    jax.block_until_ready(steps[name](indices[0]))
+    jax_first[name] = time.perf_counter() - t0
+  _, tstep_batch = torch_step_fn(cfg, device)
+  steps["torch"] = lambda index: tstep_batch(torch_batch(index))
   sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
+  waits = {name: jax.block_until_ready for name in meshes}
+  waits["torch"] = lambda x: (sync(), x.item())
   k = 1
   for _ in range(args.warmup):
-    jax.block_until_ready(jstep(batches[k % len(batches)]))
-    tstep(batches[k % len(batches)]).item()
+    for name, step in steps.items():
+      waits[name](step(indices[k % len(indices)]))
     k += 1
 
-  rates = {"jax": [], "torch": []}
+  rates = {name: [] for name in steps}
   for r in range(args.repeats):
-    for name, step, wait in (("jax", jstep, jax.block_until_ready),
-                             ("torch", tstep, lambda x: (sync(), x.item()))):
+    for name, step in steps.items():
       t = time.perf_counter()
       out = None
       for i in range(args.steps):
-        out = step(batches[(k + i) % len(batches)])
-      wait(out)
+        out = step(indices[(k + i) % len(indices)])
+      waits[name](out)
       rates[name].append(args.pairs * args.steps / (time.perf_counter() - t))
     k += args.steps
-    print(f"[round {r + 1}/{args.repeats}] jax {rates['jax'][-1]:.1f} pairs/s, "
-          f"torch {rates['torch'][-1]:.1f} pairs/s", flush=True)
+    print(f"[round {r + 1}/{args.repeats}] " + ", ".join(
+        f"{name} {v[-1]:.1f} pairs/s" for name, v in rates.items()), flush=True)
 
   med = {n: statistics.median(v) for n, v in rates.items()}
   best = {n: max(v) for n, v in rates.items()}
-  ratio = med["jax"] / med["torch"]
-  best_ratio = best["jax"] / best["torch"]
   what = (f"AlexNet-like, {cfg.image_size}×{cfg.image_size}, device {device}" if args.gpu_config
           else f"small CNN {tuple(cfg.cnn_channels)}, 64×64 input, {cfg.patch_size}×"
                f"{cfg.patch_size} patch, CPU")
   machine = machine_line()
-  print(f"median pairs/s: jax {med['jax']:.1f}, torch {med['torch']:.1f} (ratio {ratio:.2f}); "
-        f"best: jax {best['jax']:.1f}, torch {best['torch']:.1f} (ratio {best_ratio:.2f}); "
-        f"jax first step incl. compile {jax_first:.1f} s", flush=True)
+  for name in meshes:
+    print(f"{name}: median pairs/s {med[name]:.1f} vs torch {med['torch']:.1f} (ratio "
+          f"{med[name] / med['torch']:.2f}); best {best[name]:.1f} vs {best['torch']:.1f} (ratio "
+          f"{best[name] / best['torch']:.2f}); first step incl. compile {jax_first[name]:.1f} s",
+          flush=True)
   if args.no_write:
     return
   command = "python benchmarks/bench_deepstn.py" + (
-      f" --gpu-config --image_size={args.image_size}" if args.gpu_config else "")
+      f" --gpu-config --image_size={args.image_size}" if args.gpu_config else "") + (
+      f" --cpu_devices={args.cpu_devices}" if len(meshes) > 1 else "")
   fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs)
+  label = lambda name: ("JAX / Flax, 1-device mesh" if name == "jax" else
+                        f"JAX / Flax, {meshes[name].size} host devices (data parallel)")
+  rows = "\n".join(
+      f"| {label(n)} | {best[n]:.1f} | {med[n]:.1f} | {fmt(rates[n])} |" for n in meshes)
+  rows += (f"\n| PyTorch {torch.__version__} | {best['torch']:.1f} | {med['torch']:.1f} | "
+           f"{fmt(rates['torch'])} |\n")
+  rows += "\n".join(f"| **ratio {label(n)} / PyTorch** | {best[n] / best['torch']:.2f}× | "
+                     f"**{med[n] / med['torch']:.2f}×** | |" for n in meshes)
+  firsts = "; ".join(f"{label(n)} {jax_first[n]:.1f} s" for n in meshes)
   text = f"""{SECTION}
 
 `{command}` ({datetime.date.today().isoformat()}).
 One DeepSTN training step (combined mode: localisation net, STN patch with the boundary rule,
 one shared backbone on patch and whole image, RankNet loss, backward, SGD momentum 0.9, weight
 decay 5e-4, localisation net at 0.1× lr), {args.pairs} pairs per step,
-{what}; the batch is gathered from a uint8 pool by index on the host in both.
-JAX: `rankers.deepstn.make_update_fn` (jit, donated state, 1-device mesh); PyTorch: the same layers with
+{what}; each step gathers its batch from a uint8 pool by index on the host, in both.
+JAX: `rankers.deepstn.make_update_fn` (jit, donated state); PyTorch: the same layers with
 `F.affine_grid` / `F.grid_sample` and `torch.optim.SGD`. {args.warmup} warm-up steps, then
 {args.repeats} interleaved rounds of {args.steps} steps each; median and best round.
 Machine: {machine}.
@@ -299,14 +341,9 @@ figures only from a quiet machine (load average below the core count at the star
 
 | framework | pairs/s (best) | pairs/s (median) | pairs/s (all rounds) |
 |---|---:|---:|---|
-| JAX / Flax (`rankers.deepstn.make_update_fn`) | {best['jax']:.1f} | {med['jax']:.1f} | {fmt(rates['jax'])} |
-| PyTorch {torch.__version__} | {best['torch']:.1f} | {med['torch']:.1f} | {fmt(rates['torch'])} |
-| **ratio JAX / PyTorch** | **{best_ratio:.2f}×** | {ratio:.2f}× | |
+{rows}
 
-JAX's first step, including compilation: {jax_first:.1f} s. Where the time goes (small CNN,
-CPU): the three CNN passes (localisation trunk and global stream at 64×64, patch stream at 32×32)
-and above all their backward convolutions (XLA's CPU weight-gradient convolutions cost up to
-~10× their forward pass); cropping, the STN sampler and its gradient are about 1% of a step.
+First step, including compilation: {firsts}.
 """
   write_section(text)
   print(f"[written] {RESULTS} ({SECTION})", flush=True)
