@@ -107,22 +107,12 @@ def extra_inputs(domain: Domain) -> list:
           for e in domain.info.get(pairfiles.INFO_KEY, ())]
 
 
-class FeatureCache:
+class FeatureCache(extract.FeatureCache):
   """Features of the domain's images computed once per run, of added images once per pool."""
 
   def __init__(self, config: ml_collections.ConfigDict, domain: Domain, cache_dir: Path):
-    self.config, self.domain, self.cache_dir = config, domain, cache_dir
-    self._domain_feats: dict[str, np.ndarray] = {}
-
-  def domain_features(self, name: str) -> np.ndarray:
-    if name not in self._domain_feats:
-      self._domain_feats[name] = extract.cached_features(
-          name, self.domain.images, self.config.features, self.cache_dir)
-    return self._domain_feats[name]
-
-  def of(self, name: str, images) -> np.ndarray:
-    """Features of any other ImageSet (e.g. synthetic images), cached by content."""
-    return extract.cached_features(name, images, self.config.features, self.cache_dir)
+    super().__init__(config.features, domain.images, cache_dir)
+    self.config, self.domain = config, domain
 
   def for_pool(self, pool: Pool) -> Callable[[str], np.ndarray]:
     def get(name: str) -> np.ndarray:
