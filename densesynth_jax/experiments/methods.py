@@ -4,10 +4,22 @@ A `Pool` is the ImageSet a ranker trains on plus the PairSet indexing into it. T
 always begin with ALL of the domain's images, in order, so that the domain's val / test PairSets
 index the pool too; whatever a method adds (synthetic or jittered images) is appended after them.
 Pools refer to images by index: a method never copies the real images per pair.
+
+Budgeted methods (active verification, synth/active.py) carry their human budget B (synthetic
+pairs sent to verification) and scorer in their name, so that every budget is a method of its own
+row, cell and cache:
+- `dsynth_active[_SCORER][@B]`: DSynth-Auto's pool whose B most questionable synthetic pairs
+  (by SCORER: `real_margin` or `measure`) take their verified outcome;
+- `dsynth_random[@B]`: the same with B pairs verified at random (the equal-budget baseline).
+Without `@B` the budget is `active.budget`, without a scorer `active.scorer` (the `active` block,
+`active_config`). `dsynth_active@0` is DSynth-Auto's pool exactly; at B ≥ n (the n synthetic
+pairs DSynth-Auto draws) every one of them is verified.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Callable
 
 import jax
@@ -15,6 +27,9 @@ import ml_collections
 import numpy as np
 
 from densesynth_jax.data import lowjitter
+from densesynth_jax.rankers import ranksvm
+from densesynth_jax.rankers.base import FitContext
+from densesynth_jax.synth import active
 from densesynth_jax.types import (SOURCE_CODE, Domain, ImageSet, PairSet, Pool, concat_images,
                                   concat_pairs)
 
@@ -37,6 +52,18 @@ class Assets:
 
   def synth_oracle(self, attribute: str):
     raise NotImplementedError("this run has no oracle generator (sprites only)")
+
+  def verification(self, attribute: str):
+    """The vote (synth.verify.Verification) on every pair of `synth(attribute)`."""
+    raise NotImplementedError("this run has no verification of its synthetic pairs")
+
+  def measurement(self, attribute: str, feature: str) -> np.ndarray:
+    """The independent measurement (features/measure.py on `feature`) of the synthetic images."""
+    raise NotImplementedError("this run has no measurement of its synthetic images")
+
+  def pool_features(self, pool: Pool) -> Callable[[str], np.ndarray]:
+    """feature name -> features of every image of `pool`."""
+    raise NotImplementedError("this run has no features")
 
 
 def _pool(domain: Domain, pairs: PairSet, extra: ImageSet | None = None, **info) -> Pool:
@@ -108,12 +135,16 @@ def pool_jitter(domain, attribute, cfg, rng, assets) -> Pool:
   return _pool(domain, concat_pairs(pairs), added)
 
 
-def _synth_pairs(pairs: PairSet, offset: int, n: int, rng, what: str) -> PairSet:
-  """n random pairs of a synthetic PairSet (kept in order), indices shifted by `offset`."""
+def _draw(pairs: PairSet, n: int, rng, what: str) -> np.ndarray:
+  """Ids (sorted) of n random pairs of a synthetic PairSet."""
   if len(pairs) == 0:
     raise ValueError(f"no {what} for {pairs.attribute!r}")
-  take = rng.permutation(len(pairs))[:n]
-  return pairs.take(np.sort(take)).offset(offset)
+  return np.sort(rng.permutation(len(pairs))[:n])
+
+
+def _synth_pairs(pairs: PairSet, offset: int, n: int, rng, what: str) -> PairSet:
+  """n random pairs of a synthetic PairSet (kept in order), indices shifted by `offset`."""
+  return pairs.take(_draw(pairs, n, rng, what)).offset(offset)
 
 
 def pool_dsynth(domain, attribute, cfg, rng, assets) -> Pool:
@@ -127,12 +158,17 @@ def pool_dsynth(domain, attribute, cfg, rng, assets) -> Pool:
                synth_available=len(assets.verified(attribute)))
 
 
+def _num_synth(cfg, real: PairSet) -> int:
+  """DSynth-Auto's number of synthetic pairs: `pools.num_synth_pairs`, or `synth_ratio` × real."""
+  p = cfg.pools
+  return p.num_synth_pairs if p.num_synth_pairs > 0 else int(round(p.synth_ratio * len(real)))
+
+
 def _auto_pool(domain, attribute, cfg, rng, s) -> Pool:
   """All real pairs plus `pools.num_synth_pairs` (or `synth_ratio` × real) pairs of SynthSet s."""
   real = real_pairs(domain, attribute)
-  p = cfg.pools
-  n = p.num_synth_pairs if p.num_synth_pairs > 0 else int(round(p.synth_ratio * len(real)))
-  synth = _synth_pairs(s.pairs, len(domain.images), n, rng, "synthetic pairs")
+  synth = _synth_pairs(s.pairs, len(domain.images), _num_synth(cfg, real), rng,
+                       "synthetic pairs")
   return _pool(domain, concat_pairs([real, synth]), s.images, synth_available=len(s.pairs))
 
 
@@ -151,6 +187,67 @@ def pool_dsynth_auto_oracle(domain, attribute, cfg, rng, assets) -> Pool:
   return _auto_pool(domain, attribute, cfg, rng, assets.synth_oracle(attribute))
 
 
+def real_margin_scores(domain, attribute, cfg, assets, s, candidates: PairSet) -> np.ndarray:
+  """`real_margin` (synth/active.py): a global RankSVM (the `ranksvm` block) trained on the
+  replicate's real pairs, its margin on each candidate against the candidate's auto label."""
+  real = real_pairs(domain, attribute)
+  pool = _pool(domain, real, s.images)  # the real pairs, with the synthetic images to score
+  # The global RankSVM reads only the config, the pool and its features.
+  ctx = FitContext(cfg, domain, pool, attribute, 0, "real", Path("."),
+                   assets.pool_features(pool), assets.prelabel)
+  margin = ranksvm.fit(ctx).compare(candidates.a + len(domain.images),
+                                    candidates.b + len(domain.images))
+  return active.questionable(candidates.label, margin)
+
+
+def measure_scores(domain, attribute, cfg, assets, s, candidates: PairSet) -> np.ndarray:
+  """`measure` (synth/active.py): the independent measurement of the rendered pair against its
+  auto label (`active.measure_feature`)."""
+  del domain
+  measured = assets.measurement(attribute, active.measure_feature(cfg))
+  return active.questionable(candidates.label, active.measure_margins(measured, candidates))
+
+
+SCORE_FNS = {"real_margin": real_margin_scores, "measure": measure_scores}
+
+
+def _verified_pool(domain, attribute, cfg, rng, assets, budget: int, scorer: str | None) -> Pool:
+  """DSynth-Auto's pool (same draw) with `budget` of its synthetic pairs verified: the top by
+  `scorer`, or uniformly at random when `scorer` is None (a stream of its own, the same for every
+  budget)."""
+  s = assets.synth(attribute)
+  real = real_pairs(domain, attribute)
+  ids = _draw(s.pairs, _num_synth(cfg, real), rng, "synthetic pairs")  # DSynth-Auto's draw
+  candidates = s.pairs.take(ids)
+  pick_rng = np.random.default_rng(rng.integers(2**62))
+  if budget == 0:
+    chosen = np.zeros(0, np.int64)
+  elif scorer is None:
+    chosen = active.select_random(len(ids), budget, pick_rng)
+  else:
+    chosen = active.select_top(SCORE_FNS[scorer](domain, attribute, cfg, assets, s, candidates),
+                               budget)
+  v = assets.verification(attribute) if len(chosen) else None
+  mixed, facts = active.mix(candidates, ids, chosen, v, where=f"{attribute}: ")
+  return _pool(domain, concat_pairs([real, mixed.offset(len(domain.images))]), s.images,
+               synth_available=len(s.pairs), candidates=len(ids), budget=int(budget),
+               scorer=scorer or "random", **facts)
+
+
+def pool_dsynth_active(domain, attribute, cfg, rng, assets, budget=None, scorer=None) -> Pool:
+  """DSynth-Auto with its `budget` most questionable synthetic pairs verified by people (the
+  top by `scorer`; defaults: the `active` block). See synth/active.py."""
+  return _verified_pool(domain, attribute, cfg, rng, assets,
+                        cfg.active.budget if budget is None else budget,
+                        cfg.active.scorer if scorer is None else scorer)
+
+
+def pool_dsynth_random(domain, attribute, cfg, rng, assets, budget=None) -> Pool:
+  """DSynth-Auto with `budget` of its synthetic pairs, drawn at random, verified by people."""
+  return _verified_pool(domain, attribute, cfg, rng, assets,
+                        cfg.active.budget if budget is None else budget, None)
+
+
 # name -> builder(domain, attribute, cfg, rng, assets) -> Pool.
 METHODS: dict[str, Callable[..., Pool]] = {
     "real": pool_real,
@@ -159,6 +256,8 @@ METHODS: dict[str, Callable[..., Pool]] = {
     "dsynth": pool_dsynth,
     "dsynth_auto": pool_dsynth_auto,
     "dsynth_auto_oracle": pool_dsynth_auto_oracle,
+    "dsynth_active": pool_dsynth_active,  # also dsynth_active_SCORER@B (`parse_method`)
+    "dsynth_random": pool_dsynth_random,  # also dsynth_random@B
     # Classifier: scores come from the pre-label classifier trained on the generator's images;
     # its "pool" is the real pairs only for bookkeeping (runner.classifier ignores it).
     "classifier": pool_real,
@@ -173,15 +272,99 @@ REFERENCE_METHODS = {"dsynth_auto_oracle": "dsynth_auto"}
 _SYNTH = ("generator", "synth")
 METHOD_BLOCKS = {"real": (), "real_plus": (), "jitter": (),
                  "dsynth": (*_SYNTH, "verification"), "dsynth_auto": _SYNTH,
-                 "dsynth_auto_oracle": _SYNTH, "classifier": ()}
+                 "dsynth_auto_oracle": _SYNTH, "classifier": (),
+                 # Active verification: the outcome, its defaults, and real_margin's RankSVM.
+                 "dsynth_active": (*_SYNTH, "verification", "active", "ranksvm"),
+                 "dsynth_random": (*_SYNTH, "verification", "active")}
+BUDGETED = ("dsynth_active", "dsynth_random")  # methods with a human budget (`parse_method`)
+# Budgeted pools draw their candidates with DSynth-Auto's rng, so budget 0 is its pool.
+_CANDIDATES_OF = "dsynth_auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+  """A method name, parsed: its builder in METHODS (`base`), and for budgeted methods the budget
+  and scorer its name gives (None: the `active` block's)."""
+  name: str
+  base: str
+  budget: int | None = None
+  scorer: str | None = None
+
+
+def _method_help() -> str:
+  return (f"valid: {sorted(METHODS)}, or dsynth_active_SCORER@B / dsynth_random@B (SCORER in "
+          f"{list(active.SCORERS)}, B >= 0 synthetic pairs sent to verification)")
+
+
+def parse_method(name: str) -> MethodSpec:
+  """`dsynth_active_measure@100` -> MethodSpec(base="dsynth_active", budget=100,
+  scorer="measure"); a one-line ValueError for an unknown or malformed name."""
+  if name in METHODS:
+    return MethodSpec(name, name)
+  head, at, budget = str(name).partition("@")
+  for base in BUDGETED:
+    if head == base or head.startswith(base + "_"):
+      break
+  else:
+    raise ValueError(f"unknown method {name!r}; {_method_help()}")
+  scorer = head[len(base) + 1:] or None
+  if scorer is not None:
+    if base != "dsynth_active":
+      raise ValueError(f"method {name!r}: {base} draws at random and takes no scorer; "
+                       f"{_method_help()}")
+    if scorer not in active.SCORERS:
+      raise ValueError(f"method {name!r}: unknown scorer {scorer!r}; valid: "
+                       f"{list(active.SCORERS)}")
+  if at and not (budget.isascii() and budget.isdigit()):
+    raise ValueError(f"method {name!r}: the budget after '@' must be a non-negative integer "
+                     f"(synthetic pairs sent to verification), got {budget!r}")
+  return MethodSpec(name, base, int(budget) if at else None, scorer)
+
+
+def method_blocks(method: str) -> tuple[str, ...]:
+  """The config blocks a method's pool depends on beyond the common ones (its base's)."""
+  return METHOD_BLOCKS.get(parse_method(method).base, ())
+
+
+def check_methods(methods, cfg: ml_collections.ConfigDict) -> None:
+  """Every name parses, and where a budgeted method takes a default from the `active` block,
+  that block is valid: one-line ValueErrors, before any cell runs."""
+  specs = [parse_method(m) for m in methods]
+  if any(s.base in BUDGETED for s in specs):
+    if "active" not in cfg:
+      raise ValueError("budgeted methods need the config's `active` block "
+                       "(methods.active_config())")
+    active.check_budget(cfg.active.budget, "active.budget")
+    active.check_scorer(cfg.active.scorer, where="active.scorer")
+
+
+def is_budgeted(method: str) -> bool:
+  return parse_method(method).base in BUDGETED
+
+
+def resolve_budget(method: str, cfg: ml_collections.ConfigDict) -> tuple[int, str | None]:
+  """(budget, scorer) of a budgeted method, defaults from the `active` block; scorer None for
+  random verification."""
+  spec = parse_method(method)
+  if spec.base not in BUDGETED:
+    raise ValueError(f"method {method!r} has no human budget")
+  budget = cfg.active.budget if spec.budget is None else spec.budget
+  if spec.base == "dsynth_random":
+    return budget, None
+  return budget, cfg.active.scorer if spec.scorer is None else spec.scorer
 
 
 def build_pool(method: str, domain: Domain, attribute: str, cfg: ml_collections.ConfigDict,
                seed: int, assets: "Assets") -> Pool:
-  if method not in METHODS:
-    raise ValueError(f"unknown method {method!r}; valid: {sorted(METHODS)}")
-  rng = np.random.default_rng([seed, sum(map(ord, method)), sum(map(ord, attribute))])
-  return METHODS[method](domain, attribute, cfg, rng, assets)
+  spec = parse_method(method)
+  rng_name = _CANDIDATES_OF if spec.base in BUDGETED else method
+  rng = np.random.default_rng([seed, sum(map(ord, rng_name)), sum(map(ord, attribute))])
+  if spec.base not in BUDGETED:
+    return METHODS[method](domain, attribute, cfg, rng, assets)
+  kw = dict(budget=spec.budget)
+  if spec.scorer is not None:
+    kw["scorer"] = spec.scorer
+  return METHODS[spec.base](domain, attribute, cfg, rng, assets, **kw)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -190,4 +373,16 @@ def default_config() -> ml_collections.ConfigDict:
   cfg.num_synth_pairs = 0  # DSynth-Auto: absolute number of synthetic pairs (0: use the ratio)
   cfg.dsynth_real_fraction = 0.5  # DSynth: share of Real's pairs kept (the rest replaced)
   cfg.jitter = lowjitter.default_config()  # Jitter: low-level alterations (data/lowjitter.py)
+  return cfg
+
+
+def active_config() -> ml_collections.ConfigDict:
+  """The `active` block: defaults of active verification (synth/active.py)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.budget = 100  # synthetic pairs sent to verification by `dsynth_active` / `dsynth_random`
+  #                   (a method name's `@B` overrides it)
+  cfg.scorer = "real_margin"  # `dsynth_active`'s scorer: "real_margin" or "measure" (a name's
+  #                             `_SCORER` overrides it)
+  cfg.measure_feature = ""  # features of the `measure` scorer's measurement ("" = the
+  #                           verification's `measure_feature`, what the simulated crowd sees)
   return cfg

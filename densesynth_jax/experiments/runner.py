@@ -72,7 +72,7 @@ def cell_fingerprint(config: ml_collections.ConfigDict, ranker: str, method: str
   of the pair-file test sets, so an edited pairs CSV or image recomputes); ignored when empty.
   """
   blocks = sorted(set(_COMMON_BLOCKS) | set(CONFIG_BLOCKS.get(ranker, ()))
-                  | set(methods_lib.METHOD_BLOCKS.get(method, ())))
+                  | set(methods_lib.method_blocks(method)))
   full = config.to_dict()
   d = {k: full.get(k) for k in blocks}
   if not d.get("extra_test_sets"):  # a run without pair files keeps its cached cells
@@ -159,10 +159,10 @@ def cell_list(config: ml_collections.ConfigDict) -> list[tuple[str, str, str, in
 def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
   if CLASSIFIER in config.rankers:
     raise ValueError(f"{CLASSIFIER!r} is a method, not a ranker: list it in config.methods")
-  for name, registry in (("rankers", RANKERS), ("methods", methods_lib.METHODS)):
-    unknown = [x for x in config[name] if x not in registry]
-    if unknown:
-      raise ValueError(f"unknown {name} {unknown}; valid: {sorted(registry)}")
+  unknown = [x for x in config.rankers if x not in RANKERS]
+  if unknown:
+    raise ValueError(f"unknown rankers {unknown}; valid: {sorted(RANKERS)}")
+  methods_lib.check_methods(config.methods, config)  # names, budgets, scorers
   missing = [a for a in config.attributes if a not in domain.pairs]
   if missing:
     raise KeyError(f"attributes {missing} have no pairs in domain {domain.name}; it has "
