@@ -1,13 +1,17 @@
 """Active verification (synth/active.py, methods dsynth_active / dsynth_random): selection, the
-mix of verified and auto labels, the pools at budget 0 and at full budget, method names."""
+mix of verified and auto labels, the pools at budget 0 and at full budget, method names, and the
+export of a selection for people through import."""
+
+import csv
 
 import ml_collections
 import numpy as np
 import pytest
 
+from densesynth_jax import io
 from densesynth_jax.experiments import methods
 from densesynth_jax.features import extract
-from densesynth_jax.synth import active, jitter, verify
+from densesynth_jax.synth import active, jitter, store, verify
 from densesynth_jax.synth import prior as prior_lib
 from densesynth_jax.types import Domain, ImageSet, PairSet
 
@@ -263,3 +267,101 @@ def test_method_names_parse_and_bad_names_fail_in_one_line():
   with pytest.raises(ValueError, match="unknown active.scorer 'oracle'"):
     methods.check_methods(("dsynth_active",), cfg)
   methods.check_methods(("real", "dsynth_auto"), cfg)  # no budgeted method: the block is unread
+
+
+# -- export for people, import of their answers ------------------------------------------------
+
+def _write_answers(path, ids, answer_of):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(verify.ANSWER_COLUMNS)
+    for pid in ids:
+      for worker in range(5):
+        w.writerow([f"p{worker}", pid, answer_of(pid, worker)])
+
+
+def test_export_of_a_selection_round_trips_through_import(tmp_path):
+  s = _synth_set()
+  folder = tmp_path / "run" / "synth" / "smiling"
+  store.save(folder, s, "fp0")
+  out = tmp_path / "verify"
+  rc = verify.main(["export", f"--synth={folder}", f"--out={out}", "--select=random",
+                    "--budget=9", "--seed=4"])
+  assert rc == 0
+  with open(out / "pairs.csv") as f:
+    exported = [int(r["pair_id"]) for r in csv.DictReader(f)]
+  sel = io.read_json(out / verify.SELECTION_FILE)
+  assert sorted(exported) == sel["pair_ids"] and len(exported) == 9
+  # People flip the first exported pair, can't tell on the second, agree on the rest.
+  name = {1: "A", -1: "B"}
+  def answer(pid, worker):
+    auto = int(s.pairs.label[pid])
+    if pid == exported[0]:
+      return name[-auto]
+    return "cant_tell" if pid == exported[1] else name[auto]
+  answers = tmp_path / "answers.csv"
+  _write_answers(answers, exported, answer)
+  rc = verify.main(["import", f"--synth={folder}", "--answers", str(answers),
+                    "--selection", str(out / verify.SELECTION_FILE)])
+  assert rc == 0
+  v = verify.load_verification(folder)
+  np.testing.assert_array_equal(np.flatnonzero(v.selected), sorted(exported))
+  assert v.report["selected"] == 9 and v.report["not_selected"] == len(s.pairs) - 9
+  merged = active.merged_pairs(s, v)
+  assert len(merged) == len(s.pairs) - 1  # the can't-tell pair is dropped
+  rows = {(int(a), int(b)): int(l) for a, b, l in zip(merged.a, merged.b, merged.label)}
+  for pid in range(len(s.pairs)):
+    key = (int(s.pairs.a[pid]), int(s.pairs.b[pid]))
+    if pid == exported[1]:
+      assert key not in rows
+    elif pid == exported[0]:
+      assert rows[key] == -s.pairs.label[pid]
+    else:  # verified in agreement, or never exported: the auto label
+      assert rows[key] == s.pairs.label[pid]
+
+
+def test_import_refuses_answers_outside_the_selection_and_writes_nothing(tmp_path, capsys):
+  s = _synth_set()
+  folder = tmp_path / "run" / "synth" / "smiling"
+  store.save(folder, s, "fp0")
+  out = tmp_path / "verify"
+  assert verify.main(["export", f"--synth={folder}", f"--out={out}", "--select=random",
+                      "--budget=3"]) == 0
+  outside = next(p for p in range(len(s.pairs))
+                 if p not in io.read_json(out / verify.SELECTION_FILE)["pair_ids"])
+  answers = tmp_path / "answers.csv"
+  _write_answers(answers, [outside], lambda pid, w: "A")
+  rc = verify.main(["import", f"--synth={folder}", "--answers", str(answers),
+                    "--selection", str(out / verify.SELECTION_FILE)])
+  err = capsys.readouterr().err
+  assert rc == 1 and f"pair {outside}, which no selection exported" in err
+  assert len(err.strip().splitlines()) == 1 and not (folder / "verified.npz").exists()
+  other = tmp_path / "other" / "synth" / "smiling"
+  store.save(other, s, "fp1")
+  rc = verify.main(["import", f"--synth={other}", "--answers", str(answers),
+                    "--selection", str(out / verify.SELECTION_FILE)])
+  assert rc == 1 and "another synthetic set" in capsys.readouterr().err
+
+
+def test_export_active_measure_scores_with_the_runs_measurement(tmp_path, capsys):
+  from configs import test as test_config
+  config = test_config.get_config()
+  run = tmp_path / "run"
+  io.write_config(config, run)
+  io.write_json(run / "images.json", dict(rank_image_size=8))
+  s = _synth_set()
+  folder = run / "synth" / "smiling"
+  store.save(folder, s, "fp0")
+  out = tmp_path / "verify"
+  rc = verify.main(["export", f"--synth={folder}", f"--out={out}", "--select=active",
+                    "--budget=6", "--scorer=measure", "--measure-feature=pixels"])
+  assert rc == 0, capsys.readouterr().err
+  sel = io.read_json(out / verify.SELECTION_FILE)
+  measured, _ = active.run_measurement(run, "smiling", s.images, "pixels")
+  scores = active.questionable(s.pairs.label, active.measure_margins(measured, s.pairs))
+  np.testing.assert_array_equal(sel["pair_ids"], active.select_top(scores, 6))
+  assert sel["scorer"] == "measure" and sel["measurement"]["features"] == "pixels"
+  rc = verify.main(["export", f"--synth={folder}", f"--out={tmp_path / 'x'}", "--select=active",
+                    "--budget=6", "--scorer=real_margin"])
+  err = capsys.readouterr().err
+  assert rc == 1 and "only inside a run" in err and not (tmp_path / "x").exists()

@@ -41,12 +41,20 @@ non-finite score is an error.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Mapping
+
 import ml_collections
 import numpy as np
 
+from densesynth_jax import io
+from densesynth_jax.data.registry import load_domain, resize_domain
+from densesynth_jax.features import extract, measure
 from densesynth_jax.types import PairSet
 
 SCORERS = ("real_margin", "measure")
+EXPORT_SCORERS = ("measure",)  # what `verify export --select=active` can score outside a run
+SELECTIONS = ("all", "active", "random")  # what `verify export --select` offers
 
 
 def check_budget(budget, where: str = "budget") -> int:
@@ -149,7 +157,91 @@ def mix(candidates: PairSet, pair_ids: np.ndarray, selected: np.ndarray, verific
   return out.take(np.flatnonzero(keep)), facts
 
 
+# ------------------------------------------------------------------------------------------------
+# Outside a run: the measurement of a finished run, for `verify export --select=active`.
+
+def read_run_config(run: str | Path) -> ml_collections.ConfigDict:
+  """The config a run was made with (`<run>/config.json`); a clear error when there is none."""
+  path = Path(run) / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"no config.json in run folder {run} (pass the run with --run=...)")
+  return ml_collections.ConfigDict(io.read_json(path))
+
+
 def measure_feature(config: ml_collections.ConfigDict) -> str:
   """The `measure` scorer's features: `active.measure_feature`, else the verification's."""
   active = config.get("active") or {}
   return active.get("measure_feature") or config.verification.measure_feature
+
+
+def run_measurement(run: str | Path, attribute: str, images, feature: str | None = None
+                    ) -> tuple[np.ndarray, dict]:
+  """Measured strengths of `images` (an ImageSet: synthetic images of the run) by the run's
+  independent measurement of `attribute` (fitted on the run's domain at its rankers'
+  resolution), and the measurement's report."""
+  run = Path(run)
+  config = read_run_config(run)
+  feature = feature or measure_feature(config)
+  domain = load_domain(config.data)
+  side = io.read_json(run / "images.json")["rank_image_size"] if (
+      run / "images.json").exists() else images.image_shape[0]
+  domain = resize_domain(domain, int(side))
+  feats = extract.FeatureCache(config.features, domain.images, run / "cache" / "features")
+  scorer = measure.fit_scorer(domain, attribute, feats.domain_features(feature),
+                              feature_name=feature)
+  return scorer.score_features(feats.of(feature, images)), scorer.report
+
+
+def export_selection(s, select: str, budget: int | None, scorer: str, *, run: str | Path,
+                     attribute: str, seed: int = 0, feature: str | None = None
+                     ) -> tuple[np.ndarray | None, dict]:
+  """Which pairs of the synthetic set `s` to export: (pair ids, or None for all; a record of the
+  selection for `selection.json`). "active" scores every pair of the set with `scorer`, "random"
+  draws uniformly (seed `seed`)."""
+  if select not in SELECTIONS:
+    raise ValueError(f"unknown --select {select!r}; valid: {list(SELECTIONS)}")
+  if select == "all":
+    if budget is not None:
+      raise ValueError("--budget needs --select=active or --select=random")
+    return None, dict(select="all")
+  if budget is None:
+    raise ValueError(f"--select={select} needs --budget=B (pairs to send to people)")
+  budget = check_budget(budget, "--budget")
+  if budget == 0:
+    raise ValueError("--budget=0 exports nothing: every pair keeps its auto label")
+  record = dict(select=select, budget=budget, num_pairs=len(s.pairs))
+  if select == "random":
+    ids = select_random(len(s.pairs), budget, np.random.default_rng([int(seed), 11]))
+    return ids, dict(record, seed=int(seed))
+  if scorer not in EXPORT_SCORERS:
+    check_scorer(scorer, SCORERS, "--scorer")
+    raise ValueError(f"--scorer={scorer} needs the replicate's real pairs, which exist only "
+                     f"inside a run; use --scorer=measure")
+  measured, report = run_measurement(run, attribute, s.images, feature)
+  scores = questionable(s.pairs.label, measure_margins(measured, s.pairs))
+  ids = select_top(scores, budget)
+  return ids, dict(record, scorer=scorer, measurement=report,
+                   scores={str(int(i)): float(scores[i]) for i in ids})
+
+
+def selected_mask(selections: list[Mapping], num_pairs: int) -> np.ndarray:
+  """bool (num_pairs,): the union of the `pair_ids` of export selection records."""
+  mask = np.zeros(num_pairs, bool)
+  for sel in selections:
+    ids = np.asarray(sel.get("pair_ids", ()), np.int64)
+    if sel.get("num_pairs") not in (None, num_pairs) or (ids.size and (ids.min() < 0
+                                                                         or ids.max() >= num_pairs)):
+      raise ValueError(f"a selection of {sel.get('num_pairs')} pairs does not fit this synthetic "
+                       f"set of {num_pairs} pairs")
+    mask[ids] = True
+  return mask
+
+
+def merged_pairs(s, verification) -> PairSet:
+  """Every pair of the synthetic set `s` after a round of (active) verification: the pairs people
+  judged (`verification.selected`, or all when None) take their verified label or are dropped;
+  the others, and selected pairs nobody answered, keep their auto labels."""
+  sent = (np.ones(len(s.pairs), bool) if verification.selected is None
+          else np.asarray(verification.selected, bool))
+  judged = np.flatnonzero(sent & (np.asarray(verification.num_votes) > 0))
+  return mix(s.pairs, np.arange(len(s.pairs)), judged, verification)[0]
