@@ -13,24 +13,7 @@ from densesynth_jax.experiments import methods
 from densesynth_jax.features import extract
 from densesynth_jax.synth import active, jitter, store, verify
 from densesynth_jax.synth import prior as prior_lib
-from densesynth_jax.types import Domain, ImageSet, PairSet
-
-N = 40
-
-
-def _domain():
-  rng = np.random.default_rng(0)
-  strength = rng.random(N).astype(np.float32)
-  images = ImageSet((rng.random((N, 8, 8, 3)) * 255).astype(np.uint8), np.arange(N),
-                    strength[:, None], np.arange(N) // 4, ("smiling",))
-  a, b = rng.integers(0, 30, 30), rng.integers(0, 30, 30)
-  keep = a != b
-  a, b = a[keep], b[keep]
-  train = PairSet.create(a, b, np.sign(strength[a] - strength[b]), attribute="smiling")
-  test = PairSet.create([30, 31], [32, 33], [1, -1], attribute="smiling")
-  return Domain("fake", images, {"train": np.arange(30), "test": np.arange(30, N)},
-                {"smiling": {"train": train, "test_fine": test}})
-
+from tests.test_methods import _domain  # 40 8×8 images, ~23 real train pairs
 
 def _synth_set(num_identities=30, num_pairs=60) -> jitter.SynthSet:
   p = prior_lib.fit_prior(np.random.default_rng(0).normal(size=(50, 1)), ("smiling",), 2)
