@@ -221,6 +221,21 @@ def test_active_pool_is_the_mix_of_its_top_scored_candidates(scorer):
     np.testing.assert_array_equal(getattr(got, field), getattr(expect, field))
 
 
+def test_two_rounds_spend_the_budget_half_on_real_margin_then_on_the_retrained_ranker():
+  d, assets, auto = _build("dsynth_auto")
+  s, cand = assets.synth("smiling"), _synth_part(auto)
+  ids = _ids_of(s, cand)
+  scores = methods.real_margin_scores(d, "smiling", _cfg(), assets, s, cand)
+  for budget in (7, 8):
+    chosen = methods.real_margin_two_rounds(d, "smiling", _cfg(), assets, s, cand, ids, budget)
+    assert len(chosen) == budget and set(active.select_top(scores, 4)) <= set(chosen)
+  np.testing.assert_array_equal(
+      methods.real_margin_two_rounds(d, "smiling", _cfg(), assets, s, cand, ids, 1),
+      active.select_top(scores, 1))
+  _, _, pool = _build("dsynth_active_real_margin2@8", assets=assets)
+  assert pool.info["verified"] == 8 and pool.info["scorer"] == "real_margin2"
+
+
 def test_method_names_parse_and_bad_names_fail_in_one_line():
   p = methods.parse_method("dsynth_active_measure@100")
   assert (p.base, p.budget, p.scorer) == ("dsynth_active", 100, "measure")

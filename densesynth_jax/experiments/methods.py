@@ -187,17 +187,42 @@ def pool_dsynth_auto_oracle(domain, attribute, cfg, rng, assets) -> Pool:
   return _auto_pool(domain, attribute, cfg, rng, assets.synth_oracle(attribute))
 
 
-def real_margin_scores(domain, attribute, cfg, assets, s, candidates: PairSet) -> np.ndarray:
-  """`real_margin` (synth/active.py): a global RankSVM (the `ranksvm` block) trained on the
-  replicate's real pairs, its margin on each candidate against the candidate's auto label."""
-  real = real_pairs(domain, attribute)
-  pool = _pool(domain, real, s.images)  # the real pairs, with the synthetic images to score
+def _ranker_margins(domain, attribute, cfg, assets, s, train: PairSet, pairs: PairSet
+                    ) -> np.ndarray:
+  """Margins on synthetic `pairs` (indices into s's images) of a global RankSVM (the `ranksvm`
+  block) trained on `train` (pairs into the domain's images followed by s's)."""
+  pool = _pool(domain, train, s.images)
   # The global RankSVM reads only the config, the pool and its features.
   ctx = FitContext(cfg, domain, pool, attribute, 0, "real", Path("."),
                    assets.pool_features(pool), assets.prelabel)
-  margin = ranksvm.fit(ctx).compare(candidates.a + len(domain.images),
-                                    candidates.b + len(domain.images))
+  return ranksvm.fit(ctx).compare(pairs.a + len(domain.images), pairs.b + len(domain.images))
+
+
+def real_margin_scores(domain, attribute, cfg, assets, s, candidates: PairSet) -> np.ndarray:
+  """`real_margin` (synth/active.py): a global RankSVM (the `ranksvm` block) trained on the
+  replicate's real pairs, its margin on each candidate against the candidate's auto label."""
+  margin = _ranker_margins(domain, attribute, cfg, assets, s, real_pairs(domain, attribute),
+                           candidates)
   return active.questionable(candidates.label, margin)
+
+
+def real_margin_two_rounds(domain, attribute, cfg, assets, s, candidates: PairSet,
+                           ids: np.ndarray, budget: int) -> np.ndarray:
+  """`real_margin2` (synth/active.py): half the budget (rounded up) to the top by `real_margin`;
+  then the RankSVM retrained on that round's mixed pool (the real pairs and every candidate,
+  the verified ones with their outcome) rescores the candidates not sent yet, and the rest of
+  the budget goes to its top. Positions into the candidates."""
+  first = active.select_top(real_margin_scores(domain, attribute, cfg, assets, s, candidates),
+                            (budget + 1) // 2)
+  rest = np.setdiff1d(np.arange(len(candidates)), first)
+  if not len(rest) or budget == len(first):
+    return first
+  mixed, _ = active.mix(candidates, ids, first, assets.verification(attribute))
+  train = concat_pairs([real_pairs(domain, attribute), mixed.offset(len(domain.images))])
+  left = candidates.take(rest)
+  margin = _ranker_margins(domain, attribute, cfg, assets, s, train, left)
+  second = rest[active.select_top(active.questionable(left.label, margin), budget - len(first))]
+  return np.sort(np.concatenate([first, second]))
 
 
 def measure_scores(domain, attribute, cfg, assets, s, candidates: PairSet) -> np.ndarray:
@@ -224,6 +249,8 @@ def _verified_pool(domain, attribute, cfg, rng, assets, budget: int, scorer: str
     chosen = np.zeros(0, np.int64)
   elif scorer is None:
     chosen = active.select_random(len(ids), budget, pick_rng)
+  elif scorer == "real_margin2":
+    chosen = real_margin_two_rounds(domain, attribute, cfg, assets, s, candidates, ids, budget)
   else:
     chosen = active.select_top(SCORE_FNS[scorer](domain, attribute, cfg, assets, s, candidates),
                                budget)
@@ -381,8 +408,8 @@ def active_config() -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.budget = 100  # synthetic pairs sent to verification by `dsynth_active` / `dsynth_random`
   #                   (a method name's `@B` overrides it)
-  cfg.scorer = "real_margin"  # `dsynth_active`'s scorer: "real_margin" or "measure" (a name's
-  #                             `_SCORER` overrides it)
+  cfg.scorer = "real_margin"  # `dsynth_active`'s scorer: "real_margin", "measure" or
+  #                             "real_margin2" (two rounds); a name's `_SCORER` overrides it
   cfg.measure_feature = ""  # features of the `measure` scorer's measurement ("" = the
   #                           verification's `measure_feature`, what the simulated crowd sees)
   return cfg

@@ -32,6 +32,11 @@ likely "can't tell" pairs.
   scorer on the SAME features sees what the simulated crowd sees; the `:active` demo measures
   with other features for that reason.
 
+- `real_margin2`, two rounds: half the budget to the top by `real_margin`; then the RankSVM is
+  retrained on that round's mixed pool (real pairs plus every candidate, the verified ones with
+  their outcome), rescores the candidates not sent yet, and the other half goes to its top. Like
+  `real_margin` it exists only inside a run.
+
 Random, the baseline: B candidates drawn uniformly from a stream that does not depend on B, so
 random(B1) ⊂ random(B2).
 
@@ -52,7 +57,7 @@ from densesynth_jax.data.registry import load_domain, resize_domain
 from densesynth_jax.features import extract, measure
 from densesynth_jax.types import PairSet
 
-SCORERS = ("real_margin", "measure")
+SCORERS = ("real_margin", "measure", "real_margin2")
 EXPORT_SCORERS = ("measure",)  # what `verify export --select=active` can score outside a run
 SELECTIONS = ("all", "active", "random")  # what `verify export --select` offers
 
