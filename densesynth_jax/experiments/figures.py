@@ -298,7 +298,7 @@ def save_budget_figures(summary: Mapping, outdir: str | os.PathLike, rankers: Se
         v = by_m.get(m, {}).get(a)
         if v is not None:
           ax.axhline(v["mean"], color="gray" if j == 0 else "black", linewidth=0.9,
-                     linestyle=("--", ":", "-.")[j % 3], label=f"{label} ({v['mean']:.1f})")
+                     linestyle=("--", ":", "-.")[j % 3], label=label)
       ax.set_title(f"{r}, {a}", fontsize=9, loc="left")
       ax.set_xlabel("synthetic pairs sent to verification (human budget B)", fontsize=8)
       ax.set_ylabel("accuracy (%)", fontsize=8)
@@ -307,7 +307,12 @@ def save_budget_figures(summary: Mapping, outdir: str | os.PathLike, rankers: Se
                           for x in xs])
       ax.tick_params(labelsize=7)
       ax.grid(alpha=0.3)
-      ax.legend(fontsize=6.5, loc="best")
+    legend = {}  # one legend for all panels, below them
+    for ax in axes.flat[:len(panels)]:
+      for h, label in zip(*ax.get_legend_handles_labels()):
+        legend.setdefault(label, h)
+    fig.legend(list(legend.values()), list(legend), loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(legend)), fontsize=8, frameon=False)
     fig.suptitle(f"{title + ', ' if title else ''}test set {t}:\npairwise accuracy (%) vs human "
                  f"budget, mean ± std over {_seeds_note(summary_t)}", fontsize=10)
     fig.tight_layout()
