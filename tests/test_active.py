@@ -257,6 +257,10 @@ def test_method_names_parse_and_bad_names_fail_in_one_line():
       methods.parse_method(name)
     assert "\n" not in str(e.value)
   methods.check_methods(("real", "dsynth_active_measure@3"), cfg)
+  with pytest.raises(ValueError, match=r"unknown methods \['bogus'\]"):
+    methods.check_methods(("real", "bogus"), cfg)
+  with pytest.raises(ValueError, match="unknown scorer 'x'"):
+    methods.check_methods(("dsynth_active_x@3",), cfg)
   cfg.active.budget = -1
   with pytest.raises(ValueError, match="active.budget must be a non-negative"):
     methods.check_methods(("dsynth_random",), cfg)

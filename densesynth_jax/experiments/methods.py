@@ -236,10 +236,11 @@ def measure_scores(domain, attribute, cfg, assets, s, candidates: PairSet) -> np
 SCORE_FNS = {"real_margin": real_margin_scores, "measure": measure_scores}
 
 
-def _verified_pool(domain, attribute, cfg, rng, assets, budget: int, scorer: str | None) -> Pool:
-  """DSynth-Auto's pool (same draw) with `budget` of its synthetic pairs verified: the top by
-  `scorer`, or uniformly at random when `scorer` is None (a stream of its own, the same for every
-  budget)."""
+def pool_dsynth_verified(domain, attribute, cfg, rng, assets, budget: int,
+                         scorer: str | None) -> Pool:
+  """`dsynth_active` / `dsynth_random`: DSynth-Auto's pool (same draw) with `budget` of its
+  synthetic pairs verified by people: the top by `scorer`, or uniformly at random when `scorer`
+  is None (a stream of its own, the same for every budget). See synth/active.py."""
   s = assets.synth(attribute)
   real = real_pairs(domain, attribute)
   ids = _draw(s.pairs, _num_synth(cfg, real), rng, "synthetic pairs")  # DSynth-Auto's draw
@@ -261,20 +262,6 @@ def _verified_pool(domain, attribute, cfg, rng, assets, budget: int, scorer: str
                scorer=scorer or "random", **facts)
 
 
-def pool_dsynth_active(domain, attribute, cfg, rng, assets, budget=None, scorer=None) -> Pool:
-  """DSynth-Auto with its `budget` most questionable synthetic pairs verified by people (the
-  top by `scorer`; defaults: the `active` block). See synth/active.py."""
-  return _verified_pool(domain, attribute, cfg, rng, assets,
-                        cfg.active.budget if budget is None else budget,
-                        cfg.active.scorer if scorer is None else scorer)
-
-
-def pool_dsynth_random(domain, attribute, cfg, rng, assets, budget=None) -> Pool:
-  """DSynth-Auto with `budget` of its synthetic pairs, drawn at random, verified by people."""
-  return _verified_pool(domain, attribute, cfg, rng, assets,
-                        cfg.active.budget if budget is None else budget, None)
-
-
 # name -> builder(domain, attribute, cfg, rng, assets) -> Pool.
 METHODS: dict[str, Callable[..., Pool]] = {
     "real": pool_real,
@@ -283,8 +270,10 @@ METHODS: dict[str, Callable[..., Pool]] = {
     "dsynth": pool_dsynth,
     "dsynth_auto": pool_dsynth_auto,
     "dsynth_auto_oracle": pool_dsynth_auto_oracle,
-    "dsynth_active": pool_dsynth_active,  # also dsynth_active_SCORER@B (`parse_method`)
-    "dsynth_random": pool_dsynth_random,  # also dsynth_random@B
+    # Budgeted (`parse_method`): dsynth_active_SCORER@B, dsynth_random@B; build_pool passes
+    # the budget and scorer (None: random).
+    "dsynth_active": pool_dsynth_verified,
+    "dsynth_random": pool_dsynth_verified,
     # Classifier: scores come from the pre-label classifier trained on the generator's images;
     # its "pool" is the real pairs only for bookkeeping (runner.classifier ignores it).
     "classifier": pool_real,
@@ -323,16 +312,20 @@ def _method_help() -> str:
           f"{list(active.SCORERS)}, B >= 0 synthetic pairs sent to verification)")
 
 
+def _budgeted_base(name: str) -> str | None:
+  """The budgeted method a name starts like (`dsynth_active_x@y` -> dsynth_active), else None."""
+  head = str(name).partition("@")[0]
+  return next((b for b in BUDGETED if head == b or head.startswith(b + "_")), None)
+
+
 def parse_method(name: str) -> MethodSpec:
   """`dsynth_active_measure@100` -> MethodSpec(base="dsynth_active", budget=100,
   scorer="measure"); a one-line ValueError for an unknown or malformed name."""
   if name in METHODS:
     return MethodSpec(name, name)
   head, at, budget = str(name).partition("@")
-  for base in BUDGETED:
-    if head == base or head.startswith(base + "_"):
-      break
-  else:
+  base = _budgeted_base(name)
+  if base is None:
     raise ValueError(f"unknown method {name!r}; {_method_help()}")
   scorer = head[len(base) + 1:] or None
   if scorer is not None:
@@ -356,6 +349,9 @@ def method_blocks(method: str) -> tuple[str, ...]:
 def check_methods(methods, cfg: ml_collections.ConfigDict) -> None:
   """Every name parses, and where a budgeted method takes a default from the `active` block,
   that block is valid: one-line ValueErrors, before any cell runs."""
+  unknown = [m for m in methods if m not in METHODS and _budgeted_base(m) is None]
+  if unknown:
+    raise ValueError(f"unknown methods {unknown}; {_method_help()}")
   specs = [parse_method(m) for m in methods]
   if any(s.base in BUDGETED for s in specs):
     if "active" not in cfg:
@@ -388,10 +384,8 @@ def build_pool(method: str, domain: Domain, attribute: str, cfg: ml_collections.
   rng = np.random.default_rng([seed, sum(map(ord, rng_name)), sum(map(ord, attribute))])
   if spec.base not in BUDGETED:
     return METHODS[method](domain, attribute, cfg, rng, assets)
-  kw = dict(budget=spec.budget)
-  if spec.scorer is not None:
-    kw["scorer"] = spec.scorer
-  return METHODS[spec.base](domain, attribute, cfg, rng, assets, **kw)
+  budget, scorer = resolve_budget(method, cfg)
+  return METHODS[spec.base](domain, attribute, cfg, rng, assets, budget=budget, scorer=scorer)
 
 
 def default_config() -> ml_collections.ConfigDict:
