@@ -9,7 +9,8 @@ Budgeted methods (active verification, synth/active.py) carry their human budget
 pairs sent to verification) and scorer in their name, so that every budget is a method of its own
 row, cell and cache:
 - `dsynth_active[_SCORER][@B]`: DSynth-Auto's pool whose B most questionable synthetic pairs
-  (by SCORER: `real_margin` or `measure`) take their verified outcome;
+  (by SCORER: `real_margin`, `measure`, or `real_margin2`, two rounds) take their verified
+  outcome;
 - `dsynth_random[@B]`: the same with B pairs verified at random (the equal-budget baseline).
 Without `@B` the budget is `active.budget`, without a scorer `active.scorer` (the `active` block,
 `active_config`). `dsynth_active@0` is DSynth-Auto's pool exactly; at B ≥ n (the n synthetic
