@@ -111,6 +111,9 @@ def experiment_config(data: ml_collections.ConfigDict, generator: ml_collections
   config.synth = pipeline.default_config()
   config.verification = pipeline.verification_config()  # DSynth: simulated crowd of 5
   config.pools = methods.default_config()  # synthetic-to-real ratio, DSynth's real share, jitter
+  # Active verification (methods dsynth_active_SCORER@B, dsynth_random@B; synth/active.py): the
+  # defaults of a budgeted method whose name leaves out its budget or scorer.
+  config.active = methods.active_config()
   # Real+ and the Classifier baseline use the domain's pre-label recipe (its `prelabel` block).
 
   config.figures = ml_collections.ConfigDict()

@@ -155,6 +155,27 @@ def test_demo_variants():
     demo.get_config("smoke,full")
 
 
+def test_demo_active_variant_sweeps_budgets_against_random():
+  from configs import demo
+  from densesynth_jax.experiments import methods, runner
+  config = demo.get_config("active")
+  methods.check_methods(config.methods, config)
+  budgets = {m: methods.resolve_budget(m, config) for m in config.methods
+             if methods.is_budgeted(m)}
+  n = config.data.train_pairs  # DSynth-Auto's synthetic pairs at synth_ratio 1
+  assert {b for b, _ in budgets.values()} == {30, 100, n}
+  pairs = runner.budget_comparisons(config)
+  for b in (30, 100):  # every active scorer has its random baseline at the same budget
+    assert (f"dsynth_active_measure@{b}", f"dsynth_random@{b}") in pairs
+    assert (f"dsynth_active_real_margin@{b}", f"dsynth_random@{b}") in pairs
+  assert {"real", "dsynth_auto", "dsynth"} <= set(config.methods)
+  assert config.rankers == ("ranksvm_local", "deepstn") and len(config.seeds) == 3
+  # The measure scorer does not measure on the features the simulated crowd perceives.
+  assert config.active.measure_feature != config.verification.measure_feature
+  # The default demo runs no budgeted method.
+  assert not any(methods.is_budgeted(m) for m in demo.get_config().methods)
+
+
 def _cells():
   cells = []
   for seed, (a, b) in enumerate([(0.8, 0.6), (0.9, 0.5)]):

@@ -21,6 +21,10 @@
   (`verification.mode = "human"`, see synth/verify.py), or a simulated crowd
   (`verification.mode = "simulated"`) whose 5 workers perceive an independent measurement of the
   rendered images (`features/measure.py`) plus noise, like the crowd of the real sprite pairs.
+  `verification(attribute)` is that vote on EVERY synthetic pair, rejected ones included: what
+  people answered or would answer, which active verification (synth/active.py) draws on.
+- `measurement(attribute, feature)`: the independent measurement of the synthetic images
+  (features/measure.py on `feature`), for the `measure` scorer of active verification.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from densesynth_jax.data import prelabel as prelabel_lib
 from densesynth_jax.experiments import methods
 from densesynth_jax.generator import artifact as generator_artifact
 from densesynth_jax.generator import trainer as generator_trainer
-from densesynth_jax.synth import pipeline
+from densesynth_jax.synth import pipeline, verify
 from densesynth_jax.synth.oracle import SpriteOracle
-from densesynth_jax.types import Domain, PairSet
+from densesynth_jax.types import Domain, PairSet, Pool
 
 GENERATORS = ("learned", "oracle")
 
@@ -95,7 +99,8 @@ class RunAssets(methods.Assets):
     self._prelabel: dict[str, np.ndarray] = {}
     self._prelabel_models: dict[str, dict] = {}
     self._synth: dict = {}
-    self._verified: dict[str, PairSet] = {}
+    self._verification: dict[str, verify.Verification] = {}
+    self._measured: dict[tuple[str, str], np.ndarray] = {}
     self._generators: dict = {}
 
   # -- pre-label classifier -------------------------------------------------------------------
@@ -180,9 +185,23 @@ class RunAssets(methods.Assets):
   def synth_oracle(self, attribute: str):
     return self.synth(attribute, "oracle")
 
-  def verified(self, attribute: str) -> PairSet:
-    if attribute not in self._verified:
-        self._verified[attribute] = pipeline.verified_pairs(
+  def verification(self, attribute: str) -> verify.Verification:
+    if attribute not in self._verification:
+      self._verification[attribute] = pipeline.verification(
           self.config, self.workdir, self.domain, self.synth(attribute), attribute,
           self.features)
-    return self._verified[attribute]
+    return self._verification[attribute]
+
+  def verified(self, attribute: str) -> PairSet:
+    return verify.verified_pairs(self.synth(attribute), self.verification(attribute))
+
+  def measurement(self, attribute: str, feature: str) -> np.ndarray:
+    if (attribute, feature) not in self._measured:
+      scorer = pipeline.measurement_scorer(self.config, self.domain, attribute, self.features,
+                                           feature)
+      self._measured[attribute, feature] = scorer.score_features(
+          self.features.of(feature, self.synth(attribute).images))
+    return self._measured[attribute, feature]
+
+  def pool_features(self, pool: Pool):
+    return self.features.for_pool(pool)

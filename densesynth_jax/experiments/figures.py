@@ -247,3 +247,76 @@ def save_accuracy_figures(summary: Mapping, outdir: str | os.PathLike,
                              f"{_seeds_note(summary_t)}")
     paths.append(path)
   return paths
+
+
+def save_budget_figures(summary: Mapping, outdir: str | os.PathLike, rankers: Sequence[str],
+                        attributes: Sequence[str],
+                        series: Mapping[str, Sequence[tuple[float, str]]],
+                        lines: Mapping[str, str] | None = None,
+                        tick_notes: Mapping[float, str] | None = None,
+                        title: str = "") -> list[Path]:
+  """Accuracy against the human budget spent, one PNG per test set (`outdir/budget_<t>.png`).
+
+  One panel per (attribute, ranker): every series (e.g. active verification per scorer, random
+  verification) is a line through its methods at x = synthetic pairs sent to verification, each
+  point the mean over replicates with a std error bar (series are nudged apart on x so the bars
+  do not hide each other); `lines` (label -> method, e.g. Real) are horizontal references;
+  `tick_notes` (x -> text) name special budgets under their tick (e.g. 0: "DSynth-Auto").
+  """
+  outdir = Path(outdir)
+  lines = dict(lines or {})
+  paths = []
+  cmap = plt.get_cmap("tab10")
+  colour = {label: cmap(i % cmap.N) for i, label in enumerate(series)}
+  xs = sorted({x for pts in series.values() for x, _ in pts})
+  span = (xs[-1] - xs[0]) if len(xs) > 1 else 1.0
+  for t, summary_t in summary.items():
+    panels = [(a, r) for a in attributes for r in rankers
+              if any(a in summary_t.get(r, {}).get(m, {}) for pts in series.values()
+                     for _, m in pts)]
+    if not panels:
+      continue
+    ncols = len({r for _, r in panels})
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows + 0.6),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+      ax.set_axis_off()
+    for ax, (a, r) in zip(axes.flat, panels):
+      by_m = summary_t.get(r, {})
+      for k, (label, pts) in enumerate(series.items()):
+        have = [(x, by_m[m][a]) for x, m in pts if a in by_m.get(m, {})]
+        if not have:
+          continue
+        nudge = (k - (len(series) - 1) / 2) * 0.012 * span
+        x = np.asarray([p[0] for p in have]) + nudge
+        mean = np.asarray([v["mean"] for _, v in have])
+        std = np.asarray([v["std"] if v["n"] > 1 else 0.0 for _, v in have])
+        ax.errorbar(x, mean, yerr=std, marker="o", markersize=4, capsize=3, linewidth=1.2,
+                    color=colour[label], label=label)
+      for j, (label, m) in enumerate(lines.items()):
+        v = by_m.get(m, {}).get(a)
+        if v is not None:
+          ax.axhline(v["mean"], color="gray" if j == 0 else "black", linewidth=0.9,
+                     linestyle=("--", ":", "-.")[j % 3], label=label)
+      ax.set_title(f"{r}, {a}", fontsize=9, loc="left")
+      ax.set_xlabel("synthetic pairs sent to verification (human budget B)", fontsize=8)
+      ax.set_ylabel("accuracy (%)", fontsize=8)
+      ax.set_xticks(xs)
+      ax.set_xticklabels([f"{x:g}" + (f"\n{tick_notes[x]}" if x in (tick_notes or {}) else "")
+                          for x in xs])
+      ax.tick_params(labelsize=7)
+      ax.grid(alpha=0.3)
+    legend = {}  # one legend for all panels, below them
+    for ax in axes.flat[:len(panels)]:
+      for h, label in zip(*ax.get_legend_handles_labels()):
+        legend.setdefault(label, h)
+    fig.legend(list(legend.values()), list(legend), loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(legend)), fontsize=8, frameon=False)
+    fig.suptitle(f"{title + ', ' if title else ''}test set {t}:\npairwise accuracy (%) vs human "
+                 f"budget, mean ± std over {_seeds_note(summary_t)}", fontsize=10)
+    fig.tight_layout()
+    path = outdir / f"budget_{t}.png"
+    io.save_figure(fig, path)
+    paths.append(path)
+  return paths

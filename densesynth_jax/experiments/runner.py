@@ -44,7 +44,8 @@ from densesynth_jax.data.registry import (load_domain, redraws_train_pairs, repl
 from densesynth_jax.experiments import methods as methods_lib
 from densesynth_jax.experiments import tables
 from densesynth_jax.experiments.assets import RunAssets
-from densesynth_jax.experiments.figures import save_accuracy_figures, save_domain_figures
+from densesynth_jax.experiments.figures import (save_accuracy_figures, save_budget_figures,
+                                                save_domain_figures)
 from densesynth_jax.features import extract
 from densesynth_jax.metrics import margin_accuracy
 from densesynth_jax.rankers.base import FORMAT_VERSION, FitContext, margins_for
@@ -72,7 +73,7 @@ def cell_fingerprint(config: ml_collections.ConfigDict, ranker: str, method: str
   of the pair-file test sets, so an edited pairs CSV or image recomputes); ignored when empty.
   """
   blocks = sorted(set(_COMMON_BLOCKS) | set(CONFIG_BLOCKS.get(ranker, ()))
-                  | set(methods_lib.METHOD_BLOCKS.get(method, ())))
+                  | set(methods_lib.method_blocks(method)))
   full = config.to_dict()
   d = {k: full.get(k) for k in blocks}
   if not d.get("extra_test_sets"):  # a run without pair files keeps its cached cells
@@ -107,22 +108,12 @@ def extra_inputs(domain: Domain) -> list:
           for e in domain.info.get(pairfiles.INFO_KEY, ())]
 
 
-class FeatureCache:
+class FeatureCache(extract.FeatureCache):
   """Features of the domain's images computed once per run, of added images once per pool."""
 
   def __init__(self, config: ml_collections.ConfigDict, domain: Domain, cache_dir: Path):
-    self.config, self.domain, self.cache_dir = config, domain, cache_dir
-    self._domain_feats: dict[str, np.ndarray] = {}
-
-  def domain_features(self, name: str) -> np.ndarray:
-    if name not in self._domain_feats:
-      self._domain_feats[name] = extract.cached_features(
-          name, self.domain.images, self.config.features, self.cache_dir)
-    return self._domain_feats[name]
-
-  def of(self, name: str, images) -> np.ndarray:
-    """Features of any other ImageSet (e.g. synthetic images), cached by content."""
-    return extract.cached_features(name, images, self.config.features, self.cache_dir)
+    super().__init__(config.features, domain.images, cache_dir)
+    self.config, self.domain = config, domain
 
   def for_pool(self, pool: Pool) -> Callable[[str], np.ndarray]:
     def get(name: str) -> np.ndarray:
@@ -169,10 +160,10 @@ def cell_list(config: ml_collections.ConfigDict) -> list[tuple[str, str, str, in
 def _check_selection(config: ml_collections.ConfigDict, domain: Domain) -> None:
   if CLASSIFIER in config.rankers:
     raise ValueError(f"{CLASSIFIER!r} is a method, not a ranker: list it in config.methods")
-  for name, registry in (("rankers", RANKERS), ("methods", methods_lib.METHODS)):
-    unknown = [x for x in config[name] if x not in registry]
-    if unknown:
-      raise ValueError(f"unknown {name} {unknown}; valid: {sorted(registry)}")
+  unknown = [x for x in config.rankers if x not in RANKERS]
+  if unknown:
+    raise ValueError(f"unknown rankers {unknown}; valid: {sorted(RANKERS)}")
+  methods_lib.check_methods(config.methods, config)  # names, budgets, scorers
   missing = [a for a in config.attributes if a not in domain.pairs]
   if missing:
     raise KeyError(f"attributes {missing} have no pairs in domain {domain.name}; it has "
@@ -226,6 +217,66 @@ def run_cell(config, domain, features: FeatureCache, assets: RunAssets, ranker: 
     io.save_npz(cell_dir / f"seed{seed}_artifacts.npz", **ctx.artifacts)
   io.write_json(path, record)
   return record
+
+
+def budget_comparisons(config: ml_collections.ConfigDict) -> list[tuple[str, str]]:
+  """(method, versus) pairs of the run's budgeted methods (active verification): each active
+  method against random verification at the same budget, then every budgeted method against
+  DSynth-Auto (budget 0), where the run has them."""
+  budgeted = {m: methods_lib.resolve_budget(m, config) for m in config.methods
+              if methods_lib.is_budgeted(m)}
+  random_at = {b: m for m, (b, scorer) in budgeted.items() if scorer is None}
+  pairs = [(m, random_at[b]) for m, (b, scorer) in budgeted.items()
+           if scorer is not None and b in random_at]
+  if "dsynth_auto" in config.methods:
+    pairs += [(m, "dsynth_auto") for m in budgeted]
+  return pairs
+
+
+def budget_series(config: ml_collections.ConfigDict, records
+                  ) -> tuple[dict[str, list], dict[float, str]]:
+  """The budget figure's lines: label -> [(pairs verified, method)], one line per active scorer
+  and one for random verification. Every line starts at DSynth-Auto (0 verified) and ends at the
+  run's fully verified pool (a budgeted method that verified all its candidates) when it has
+  them. x is the mean over the method's cells of the pairs actually verified. Also the notes
+  under those two ticks."""
+  spent: dict[str, list] = {}
+  full: dict[str, bool] = {}
+  for r in records:
+    if methods_lib.is_budgeted(r["method"]):
+      spent.setdefault(r["method"], []).append(r["pool"]["verified"])
+      full[r["method"]] = full.get(r["method"], True) and (
+          r["pool"]["verified"] == r["pool"]["candidates"])
+  series: dict[str, list] = {}
+  for m in config.methods:
+    if m in spent:
+      scorer = methods_lib.resolve_budget(m, config)[1]
+      label = f"active: {scorer}" if scorer else "random"
+      series.setdefault(label, []).append((float(np.mean(spent[m])), m))
+  ends = [(float(np.mean(spent[m])), m) for m in spent if full[m]]
+  for label, pts in series.items():
+    have = {x for x, _ in pts}
+    if "dsynth_auto" in config.methods and 0.0 not in have:
+      pts.append((0.0, "dsynth_auto"))
+    pts += [e for e in ends if e[0] not in have]
+    pts.sort()
+  notes = {x: "all verified" for x, _ in ends}
+  if "dsynth_auto" in config.methods:
+    notes[0.0] = "DSynth-Auto"
+  return series, notes
+
+
+def _budget_gaps_markdown(gaps) -> str:
+  """Active − random first (the equal-budget comparison), then each budgeted method − DSynth-Auto."""
+  head = [g for g in gaps if g["versus"] != "dsynth_auto"]
+  tail = [g for g in gaps if g["versus"] == "dsynth_auto"]
+  parts = []
+  if head:
+    parts += ["Active − random verification, same budget:", "", tables.gaps_markdown(head), ""]
+  if tail:
+    parts += ["Each budgeted method − DSynth-Auto (no pair verified):", "",
+              tables.gaps_markdown(tail), ""]
+  return "\n".join(parts)
 
 
 def _extra_notes(domain: Domain) -> str:
@@ -282,6 +333,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   # Each reference row against the method it is the reference of (learned vs oracle generator).
   gaps = tables.method_gaps(records, test_sets,
                             [(m, r) for r, m in methods_lib.REFERENCE_METHODS.items()])
+  # Active verification: each active method against random verification at the same budget,
+  # and every budgeted method against DSynth-Auto (only in runs that have budgeted methods).
+  budget_pairs = budget_comparisons(config)
+  budget_gaps = tables.method_gaps(records, test_sets, budget_pairs) if budget_pairs else []
   # Wall time is kept out of results.json so that the same config and seeds give the same bytes.
   results = dict(domain=domain.name, domain_info=_reproducible(dict(domain.info)),
                  test_sets=test_sets,
@@ -290,6 +345,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                  summary=summary, reference_gaps=gaps,
                  cells=[_reproducible({k: v for k, v in r.items() if k != "cached"})
                         for r in records])
+  if budget_pairs:
+    results["budget_gaps"] = budget_gaps
   io.write_json(workdir / "results.json", results)
   wall = round(time.perf_counter() - t_start, 1)
   io.write_json(workdir / "timing.json", dict(wall_seconds=wall, cells={
@@ -306,11 +363,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   if gaps:
     md += ("\n## Learned generator vs its reference (paired, same replicate; 95% t-interval)\n\n"
            + tables.gaps_markdown(gaps) + "\n")
+  if budget_pairs:
+    md += ("\n## Active verification at equal human budget (paired, same replicate; 95% "
+           "t-interval)\n\n" + _budget_gaps_markdown(budget_gaps) + "\n")
   io.write_text(workdir / "results.md", md + "\n")
   io.write_text(workdir / "results.csv", tables.csv_text(summary))
   save_accuracy_figures(summary, workdir / "figures", list(config.rankers) + [CLASSIFIER],
                         config.methods, config.attributes, title=f"domain {domain.name}",
                         columns=columns)
+  if budget_pairs:
+    lines = {k: m for k, m in (("real", "real"), ("dsynth (paper: half the real pairs replaced)",
+                                                  "dsynth")) if m in config.methods}
+    series, notes = budget_series(config, records)
+    save_budget_figures(summary, workdir / "figures", list(config.rankers), config.attributes,
+                        series, lines, notes, title=f"domain {domain.name}")
   print(md, flush=True)
   print(f"[done] {len(cells)} cells in {wall} s; results in {workdir}", flush=True)
   return results

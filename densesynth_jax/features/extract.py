@@ -250,6 +250,24 @@ def cached_features(name: str | None, imageset: ImageSet, cfg: ml_collections.Co
   return x
 
 
+class FeatureCache:
+  """Features of one ImageSet (a run's domain images) computed once per process, of any other
+  ImageSet (e.g. synthetic images) on request; both stored in `cache_dir` by content."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, images: ImageSet, cache_dir: str | Path):
+    self.cfg, self.images, self.cache_dir = cfg, images, Path(cache_dir)
+    self._domain_feats: dict[str, np.ndarray] = {}
+
+  def domain_features(self, name: str) -> np.ndarray:
+    if name not in self._domain_feats:
+      self._domain_feats[name] = cached_features(name, self.images, self.cfg, self.cache_dir)
+    return self._domain_feats[name]
+
+  def of(self, name: str, images: ImageSet) -> np.ndarray:
+    """Features of any other ImageSet, cached by content."""
+    return cached_features(name, images, self.cfg, self.cache_dir)
+
+
 def standardize(train_feats: np.ndarray, *others: np.ndarray, eps: float = 1e-6
                 ) -> tuple[np.ndarray, ...]:
   """Z-scores features with the TRAINING rows' statistics.

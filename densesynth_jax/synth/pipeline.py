@@ -29,7 +29,7 @@ from densesynth_jax.features import measure
 from densesynth_jax.synth import jitter, store, verify
 from densesynth_jax.synth.figures import save_synth_pairs_figure
 from densesynth_jax.synth.prior import fit_prior
-from densesynth_jax.types import Domain, PairSet
+from densesynth_jax.types import Domain
 
 
 # data block (JSON) -> strengths of that domain's train split and its attribute names.
@@ -88,12 +88,13 @@ def synth_set(config: ml_collections.ConfigDict, workdir: Path, gen, attribute: 
 
 
 def measurement_scorer(config: ml_collections.ConfigDict, domain: Domain, attribute: str,
-                       features) -> measure.Scorer:
+                       features, feature: str | None = None) -> measure.Scorer:
   """The independent measurement of `attribute` (features/measure.py) on the run's real images.
 
-  A fixed penalty (ridge α 10, logistic C 1) on `verification.measure_feature`.
+  A fixed penalty (ridge α 10, logistic C 1) on `feature` (default
+  `verification.measure_feature`, what the simulated crowd perceives).
   """
-  name = config.verification.measure_feature
+  name = feature or config.verification.measure_feature
   return measure.fit_scorer(domain, attribute, features.domain_features(name), feature_name=name)
 
 
@@ -159,9 +160,10 @@ def simulated_votes(s: jitter.SynthSet, measured: np.ndarray, cfg: ml_collection
           for p in range(votes.shape[0]) for w in range(votes.shape[1])]
 
 
-def verified_pairs(config: ml_collections.ConfigDict, workdir: Path, domain: Domain,
-                   s: jitter.SynthSet, attribute: str, features) -> PairSet:
-  """The synthetic pairs kept by verification (human answers or a simulated crowd)."""
+def verification(config: ml_collections.ConfigDict, workdir: Path, domain: Domain,
+                 s: jitter.SynthSet, attribute: str, features) -> verify.Verification:
+  """The vote on every pair of the synthetic set `s` (human answers or a simulated crowd): what
+  people answered, or would answer, per pair, rejected pairs included."""
   cfg = config.verification
   folder = Path(workdir) / "synth" / attribute
   if cfg.mode == "human":
@@ -196,7 +198,7 @@ def verified_pairs(config: ml_collections.ConfigDict, workdir: Path, domain: Dom
             f"{r['auto_label_accuracy_vs_measured']:.1%}", flush=True)
   else:
     raise ValueError(f"unknown verification.mode {cfg.mode!r}; valid: ['simulated', 'human']")
-  return verify.verified_pairs(s, v)
+  return v
 
 
 def default_config() -> ml_collections.ConfigDict:

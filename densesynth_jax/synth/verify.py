@@ -5,6 +5,23 @@
   python -m densesynth_jax.synth.verify import --synth=runs/demo/synth/smiling \\
       --answers verify/smiling/answers_*.csv [--min-agreement=0.6]
 
+Active verification (synth/active.py): people judge only the B most questionable pairs.
+
+  python -m densesynth_jax.synth.verify export --synth=runs/demo/synth/smiling \\
+      --out=verify/smiling --select=active --budget=100 [--scorer=measure] [--run=runs/demo]
+  python -m densesynth_jax.synth.verify import --synth=runs/demo/synth/smiling \\
+      --answers verify/smiling/answers_*.csv --selection verify/smiling/selection.json
+
+`--select=active` scores every pair of the set with `--scorer` (`measure`: the run's independent
+measurement of the rendered pair, fitted on the run's real images; the run is the synth folder's
+grandparent unless `--run` names it) and exports the top `--budget`; `--select=random` exports
+`--budget` pairs drawn at random (`--seed`). Both write `selection.json` (the exported pair ids
+and how they were chosen) beside the page. Import with `--selection` (one file per round) records
+which pairs were sent: a selected pair takes its verified label or is dropped, every other pair
+keeps its auto label (`active.merged_pairs`). An answer to a pair no selection exported is an
+error. `real_margin` needs the replicate's real pairs and exists only inside a run
+(`dsynth_active_real_margin@B`).
+
 Export writes, into --out:
 - `pairs.csv`: pair_id, image_a, image_b (file names under `images/`);
 - `images/`: one PNG per pair member, upscaled for a readable size;
@@ -41,11 +58,12 @@ import numpy as np
 from PIL import Image
 
 from densesynth_jax import io
-from densesynth_jax.synth import store
+from densesynth_jax.synth import active, store
 from densesynth_jax.synth.jitter import SynthSet
 from densesynth_jax.types import PairSet
 
 ANSWERS = {"A": 1, "B": -1, "cant_tell": 0}
+SELECTION_FILE = "selection.json"
 ANSWER_COLUMNS = ("worker_id", "pair_id", "answer")
 
 
@@ -64,6 +82,9 @@ class Verification:
   num_votes: np.ndarray  # int32 (P,)
   keep: np.ndarray       # bool (P,) decided A/B with agreement >= threshold
   report: dict
+  # bool (P,): the pairs sent to people when only a selection was (active verification); None
+  # when every pair was.
+  selected: np.ndarray | None = None
 
 
 def _png_bytes(img: np.ndarray, upscale: int) -> bytes:
@@ -77,8 +98,9 @@ def _png_bytes(img: np.ndarray, upscale: int) -> bytes:
 
 def export(s: SynthSet, out: str | Path, *, attribute_text: str | None = None,
            base_url: str | None = None, embed: bool = True, upscale: int = 4,
-           pair_ids: Sequence[int] | None = None) -> Path:
-  """Writes pairs.csv, images/, verify.html (and batch.csv with base_url) into `out`."""
+           pair_ids: Sequence[int] | None = None, selection: dict | None = None) -> Path:
+  """Writes pairs.csv, images/, verify.html (and batch.csv with base_url) into `out`; with
+  `selection` (a record of how `pair_ids` were chosen) also selection.json, with the ids."""
   out = Path(out)
   ids = np.arange(len(s.pairs)) if pair_ids is None else np.asarray(pair_ids)
   if ids.size == 0:
@@ -113,6 +135,8 @@ def export(s: SynthSet, out: str | Path, *, attribute_text: str | None = None,
             .replace("__ATTRIBUTE_JSON__", json.dumps(s.attribute))
             .replace("__ATTRIBUTE__", attribute_text))
     (tmp / "verify.html").write_text(html)
+    if selection is not None:
+      io.write_json(tmp / SELECTION_FILE, dict(selection, pair_ids=[int(i) for i in ids]))
   return out / "verify.html"
 
 
@@ -205,10 +229,25 @@ def verified_pairs(s: SynthSet, v: Verification) -> PairSet:
   return PairSet(p.a, p.b, v.label[idx], v.agreement[idx], p.source, p.attribute)
 
 
+def restrict_to_selection(v: Verification, selected: np.ndarray) -> Verification:
+  """The vote of an active-verification round: only the `selected` (bool (P,)) pairs were sent
+  to people. Votes on other pairs are an error; the report counts within the selection."""
+  selected = np.asarray(selected, bool)
+  stray = np.flatnonzero(~selected & (v.num_votes > 0))
+  if stray.size:
+    raise ValueError(f"the answers judge pair {int(stray[0])}, which no selection exported "
+                     f"(pass every round's selection.json)")
+  report = dict(v.report, selected=int(selected.sum()),
+                not_selected=int((~selected).sum()),
+                dropped_no_votes=int((selected & (v.num_votes == 0)).sum()))
+  return dataclasses.replace(v, report=report, selected=selected)
+
+
 def save_verification(folder: str | Path, v: Verification) -> None:
   folder = Path(folder)
+  extra = {} if v.selected is None else dict(selected=v.selected)
   io.save_npz(folder / "verified.npz", label=v.label, agreement=v.agreement,
-              num_votes=v.num_votes, keep=v.keep)
+              num_votes=v.num_votes, keep=v.keep, **extra)
   io.write_json(folder / "verification.json", v.report)
 
 
@@ -216,7 +255,36 @@ def load_verification(folder: str | Path) -> Verification:
   folder = Path(folder)
   d = io.load_npz(folder / "verified.npz")
   return Verification(d["label"], d["agreement"], d["num_votes"], d["keep"],
-                      io.read_json(folder / "verification.json"))
+                      io.read_json(folder / "verification.json"), d.get("selected"))
+
+
+def _export_ids(args, s: SynthSet, fp: str) -> tuple[np.ndarray | None, dict | None]:
+  """The pair ids `export` writes (None: all) and the selection record (None without one)."""
+  if args.select == "all" and args.budget is None:
+    return (None if args.limit is None else np.arange(min(args.limit, len(s.pairs)))), None
+  if args.limit is not None:
+    raise ValueError("--limit and --select/--budget exclude each other")
+  synth = Path(args.synth)
+  ids, record = active.export_selection(
+      s, args.select, args.budget, args.scorer, run=args.run or synth.parent.parent,
+      attribute=synth.name, seed=args.seed, feature=args.measure_feature)
+  return ids, dict(record, synth_fingerprint=fp)
+
+
+def _import_selection(paths: Sequence[str] | None, fp: str, num_pairs: int) -> np.ndarray | None:
+  """bool (num_pairs,): the pairs the selection files exported (None without files)."""
+  if not paths:
+    return None
+  records = []
+  for path in map(Path, paths):
+    if not path.is_file():
+      raise FileNotFoundError(f"missing selection file: {path}")
+    record = io.read_json(path)
+    if record.get("synth_fingerprint") != fp:
+      raise ValueError(f"{path}: exported from another synthetic set (fingerprint "
+                       f"{record.get('synth_fingerprint')}, this set {fp})")
+    records.append(record)
+  return active.selected_mask(records, num_pairs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,23 +299,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(writes batch.csv for a crowd platform)")
   ex.add_argument("--limit", type=int, default=None, help="export only the first N pairs")
   ex.add_argument("--no-embed", action="store_true", help="reference images/ instead of embedding")
+  ex.add_argument("--select", default="all", help=f"which pairs: {' / '.join(active.SELECTIONS)} "
+                  "(active: the --budget most questionable by --scorer)")
+  ex.add_argument("--budget", type=int, default=None, help="pairs to export with --select")
+  ex.add_argument("--scorer", default="measure", help="the questionable score of --select=active "
+                  f"({', '.join(active.EXPORT_SCORERS)})")
+  ex.add_argument("--run", default=None, help="the run whose measurement scores pairs (default: "
+                  "the synth folder's grandparent)")
+  ex.add_argument("--measure-feature", default=None, help="features of the measurement (default: "
+                  "the run's active.measure_feature, else verification.measure_feature)")
+  ex.add_argument("--seed", type=int, default=0, help="the draw of --select=random")
   im = sub.add_parser("import", help="vote over answer files and write verified.npz")
   im.add_argument("--synth", required=True)
   im.add_argument("--answers", nargs="+", required=True, help="answer CSV files")
   im.add_argument("--min-agreement", type=float, default=0.6)
+  im.add_argument("--selection", nargs="+", default=None, help="the selection.json of every "
+                  "active-verification round whose answers are imported")
   args = parser.parse_args(argv)
   try:
-    s, _ = store.load(args.synth)
+    s, fp = store.load(args.synth)
     if args.command == "export":
-      ids = None if args.limit is None else np.arange(min(args.limit, len(s.pairs)))
+      ids, selection = _export_ids(args, s, fp)
       page = export(s, args.out, attribute_text=args.attribute_text, base_url=args.base_url,
-                    embed=not args.no_embed, pair_ids=ids)
+                    embed=not args.no_embed, pair_ids=ids, selection=selection)
       print(f"wrote {page} ({len(s.pairs) if ids is None else len(ids)} pairs)")
     else:
+      selected = _import_selection(args.selection, fp, len(s.pairs))
       v = aggregate(read_answers(args.answers, len(s.pairs)), s.pairs.label, args.min_agreement)
+      if selected is not None:
+        v = restrict_to_selection(v, selected)
       save_verification(args.synth, v)
       print(json.dumps(v.report, indent=2))
-  except (FileNotFoundError, ValueError, IndexError) as e:
+  except (FileNotFoundError, ValueError, IndexError, KeyError) as e:
     print(f"verify: error: {e}", file=sys.stderr)
     return 1
   return 0
