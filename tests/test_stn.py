@@ -284,48 +284,89 @@ def test_max_pool_2x2_equals_flax_values_and_gradient(shape):
   np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
 
 
-def _flax_batch_norm(momentum=0.9, name=None):
-  """`nn.BatchNorm` behind MaskedBatchNorm's call signature: the reference it replaces."""
+def _flax_batch_norm(momentum=0.9, relu_pool=False, name=None):
+  """`nn.BatchNorm` (then `nn.relu` and `nn.max_pool` with `relu_pool`) behind MaskedBatchNorm's
+  call signature: the reference it replaces."""
   import flax.linen as nn
 
   class FlaxBN(nn.BatchNorm):
     def __call__(self, x, *, train, mask=None):
       m = None if mask is None or not train else jnp.reshape(mask, (-1, 1, 1, 1))
-      return super().__call__(x, use_running_average=not train, mask=m)
+      y = super().__call__(x, use_running_average=not train, mask=m)
+      return nn.max_pool(nn.relu(y), (2, 2), strides=(2, 2)) if relu_pool else y
 
   return FlaxBN(momentum=momentum, name=name)
 
 
-def test_masked_batch_norm_equals_flax():
-  x = jnp.asarray(np.random.default_rng(2).normal(1.0, 2.0, (5, 6, 6, 3)), jnp.float32)
+@pytest.mark.parametrize("relu_pool,size,chunks", [(False, 6, 1), (True, 6, 1), (True, 7, 1),
+                                                     (True, 6, 2)])
+def test_masked_batch_norm_equals_flax(relu_pool, size, chunks):
+  """MaskedBatchNorm, alone and with ReLU + 2×2 max pooling (the fused `pooling.bn_relu_pool` in
+  training, on the whole batch or on batch chunks; odd sizes take the unfused path), equals
+  flax's ops, compiled: values, batch statistics, gradients with respect to parameters and input,
+  and the evaluation-mode output."""
+  x = np.random.default_rng(2).normal(1.0, 2.0, (5, size, size, 3)).astype(np.float32)
+  x[:, :2] = 0.5  # a flat band: exact ties inside pooling windows
+  x = jnp.asarray(x)
   mask = jnp.asarray([True, True, False, True, False])
-  ours, ref = stn_ranker.MaskedBatchNorm(momentum=0.8), _flax_batch_norm(momentum=0.8)
+  ours = stn_ranker.MaskedBatchNorm(momentum=0.8, relu_pool=relu_pool)
+  ref = _flax_batch_norm(momentum=0.8, relu_pool=relu_pool)
   v = ours.init(jax.random.key(0), x, train=True, mask=mask)
   v_ref = ref.init(jax.random.key(0), x, train=True, mask=mask)
   jax.tree.map(np.testing.assert_array_equal, v, v_ref)  # same names, shapes and initial values
-  params = {"scale": jnp.asarray([1.0, 0.5, 2.0]), "bias": jnp.asarray([0.0, 0.3, -1.0])}
+  params = {"scale": jnp.asarray([1.0, -0.5, 2.0]), "bias": jnp.asarray([0.0, 0.3, -1.0])}
+  split = (lambda a: tuple(jnp.array_split(a, chunks))) if chunks > 1 else (lambda a: a)
+  join = (lambda a: jnp.concatenate(a)) if chunks > 1 else (lambda a: a)
 
-  def run(module):
+  def run(module, split, join):
     def f(p, x):
-      y, new = module.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
-                            mask=mask, mutable=["batch_stats"])
-      return jnp.sum(jnp.sin(y) * (1 + jnp.arange(3))), new
-    (loss, new), grads = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(params, x)
-    evaluated = module.apply({"params": params, **new}, x, train=False)
+      y, new = module.apply({"params": p, "batch_stats": v["batch_stats"]}, split(x), train=True,
+                            mask=split(mask), mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(join(y)) * (1 + jnp.arange(3))), new
+    (loss, new), grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(params, x)
+    evaluated = jax.jit(lambda v, x: module.apply(v, x, train=False))({"params": params, **new}, x)
     return loss, new, grads, evaluated
 
-  got, want = run(ours), run(ref)
+  got, want = run(ours, split, join), run(ref, lambda a: a, lambda a: a)
   assert jax.tree.structure(got) == jax.tree.structure(want)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("chunk_images,size", [(0, 16), (3, 16), (3, 10)])
+def test_small_cnn_gradients_equal_flax_compiled(chunk_images, size, monkeypatch):
+  """Stacked fused stages under jit (an earlier form of the fused backward miscompiled only
+  there, when one stage's input gradient fed the next): the small CNN's gradients, whole-batch
+  and in unequal chunks (8 images in slices of 3), equal those of flax's BatchNorm / relu /
+  max_pool. Size 10 puts an odd map (5×5, the unfused path) between fused stages."""
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(8, size, size, 3)).astype(np.float32)
+  x[:, :4] = -1.0
+  x, mask = jnp.asarray(x), jnp.asarray([1, 1, 1, 0, 1, 1, 1, 0], bool)
+
+  def grads(chunk_images):
+    m = stn_ranker.SmallCNN(channels=(4, 8, 8), chunk_images=chunk_images)
+    v = m.init(jax.random.key(0), x, train=True, mask=mask)
+
+    def f(p, x):
+      y, _ = m.apply({"params": p, "batch_stats": v["batch_stats"]}, jnp.tanh(x), train=True,
+                     mask=mask, mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(3.0 * y))
+    return jax.jit(jax.grad(f, argnums=(0, 1)))(v["params"], x)
+
+  got = grads(chunk_images)
+  monkeypatch.setattr(stn_ranker, "MaskedBatchNorm", _flax_batch_norm)
+  want = grads(0)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):  # float rounding of the leaf's scale
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6 * np.abs(b).max())
+
+
 @pytest.mark.slow
 def test_deepstn_step_equals_the_plain_flax_step(monkeypatch):
   """Numerics before/after the CPU speed-ups: three combined-mode update steps with the fast ops
-  (MaskedBatchNorm, max_pool_2x2) equal the same steps with `nn.BatchNorm` and `nn.max_pool`,
-  with a padding pair (the batch-norm mask) and flat image areas (pooling ties)."""
-  import flax.linen as nn
+  (MaskedBatchNorm with the fused `bn_relu_pool`, the batch in slices) equal the same steps with
+  `nn.BatchNorm`, `nn.relu` and `nn.max_pool` on whole batches, with a padding pair (the
+  batch-norm mask) and flat image areas (pooling ties)."""
   from densesynth_jax import mesh as mesh_lib
   from densesynth_jax.rankers import deepstn as ranker
   from densesynth_jax.types import PairSet
@@ -343,7 +384,8 @@ def test_deepstn_step_equals_the_plain_flax_step(monkeypatch):
                          rng.choice([-1, 1], 12), attribute="t")
   mesh = mesh_lib.make_mesh(1)
 
-  def steps():
+  def steps(chunk_images):
+    cfg.cpu_chunk_images = chunk_images
     ranker._functions.cache_clear()
     state = ranker.init_state(cfg, "combined", jax.random.key(0), mesh)
     update = ranker.make_update_fn(cfg, "combined", mesh)
@@ -352,11 +394,10 @@ def test_deepstn_step_equals_the_plain_flax_step(monkeypatch):
       state, metrics = update(state, mesh_lib.shard_batch(batch, mesh), jax.random.key(1))
     return jax.device_get((state.params, state.batch_stats, metrics))
 
-  fast = steps()
+  fast = steps(3)  # 8 images per step: slices of 3, 3 and 2
   with monkeypatch.context() as m:
     m.setattr(stn_ranker, "MaskedBatchNorm", _flax_batch_norm)
-    m.setattr(stn_ranker, "max_pool_2x2", lambda x: nn.max_pool(x, (2, 2), strides=(2, 2)))
-    plain = steps()
+    plain = steps(0)
   ranker._functions.cache_clear()
   flat = lambda t: {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(t)}
   got, want = flat(fast[:2]), flat(plain[:2])

@@ -46,7 +46,7 @@ from flax import traverse_util
 
 from densesynth_jax import io
 from densesynth_jax.models import sampler
-from densesynth_jax.models.pooling import max_pool_2x2
+from densesynth_jax.models import pooling
 
 MODES = ("stn_only", "combined")
 SCALE_MULT = 0.05  # fixed multiplier on the localisation net's scale output (DeepSTN)
@@ -72,46 +72,76 @@ class MaskedBatchNorm(nn.Module):
   while initialising. The batch statistics are per-image sums combined by the (B,) mask: flax's
   masked mean (`jnp.mean(..., where=mask)` broadcast to every pixel) costs XLA:CPU about as much
   as the convolution it normalises.
+
+  With `relu_pool`, it returns `max_pool_2x2(nn.relu(batch_norm(x)))`, in training as the one
+  fused op `pooling.bn_relu_pool` (same values, gradient equal within float rounding). `x` (and
+  `mask`) may then be a tuple of batch chunks, normalised with the whole batch's statistics and
+  returned as a tuple of pooled chunks.
   """
   momentum: float = 0.9
   epsilon: float = 1e-5
+  relu_pool: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
-    c = x.shape[-1]
+  def __call__(self, x, *, train: bool, mask=None):
+    chunks = isinstance(x, (tuple, list))
+    xs = tuple(x) if chunks else (x,)
+    masks = tuple(mask) if chunks and mask is not None else (mask,) * len(xs)
+    c = xs[0].shape[-1]
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
     scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-    x = x.astype(jnp.float32)
+    xs = tuple(xc.astype(jnp.float32) for xc in xs)
+    fused = self.relu_pool and train and xs[0].shape[1] % 2 == 0 and xs[0].shape[2] % 2 == 0
+    sizes = [xc.shape[0] for xc in xs]
+    if chunks and not fused:  # whole batch here, the same chunks out
+      xs, masks = (jnp.concatenate(xs),), (None if mask is None else jnp.concatenate(masks),)
     if train:
-      w = (jnp.ones((x.shape[0],), jnp.float32) if mask is None
-           else jnp.asarray(mask).reshape(-1).astype(jnp.float32))
-      count = w.sum() * (x.shape[1] * x.shape[2])
-      mean = (w @ x.sum(axis=(1, 2))) / count
-      mean2 = (w @ jnp.square(x).sum(axis=(1, 2))) / count
-      var = jnp.maximum(0.0, mean2 - jnp.square(mean))
+      ws = tuple(jnp.ones((xc.shape[0],), jnp.float32) if m is None
+                 else jnp.asarray(m).reshape(-1).astype(jnp.float32) for xc, m in zip(xs, masks))
+      if fused:
+        ys, mean, var = pooling.bn_relu_pool(xs, ws, scale, bias, self.epsilon)
+      else:
+        mean, var, _ = pooling.masked_moments(xs[0], ws[0])
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * var
     else:
       mean, var = ra_mean.value, ra_var.value
-    return (x - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+    if not fused:
+      y = (xs[0] - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+      y = pooling.max_pool_2x2(nn.relu(y)) if self.relu_pool else y
+      ys = tuple(jnp.split(y, np.cumsum(sizes)[:-1])) if chunks else (y,)
+    return ys if chunks else ys[0]
 
 
 class SmallCNN(nn.Module):
-  """Conv3×3-BN-ReLU-maxpool2 stages: (B, H, W, 3) -> (B, C) (or the last map if `spatial`)."""
+  """Conv3×3-BN-ReLU-maxpool2 stages: (B, H, W, 3) -> (B, C) (or the last map if `spatial`).
+
+  With `chunk_images` > 0, training runs each convolution and batch-norm tail on slices of about
+  that many images (batch statistics still over the whole batch): the same function as
+  independent ops, which XLA:CPU runs on different cores at once and with smaller working sets
+  (one whole-batch op leaves a core idle much of the time; benchmarks/RESULTS.md). Evaluation
+  runs whole batches.
+  """
   channels: tuple[int, ...] = (16, 32, 64, 64)
   bn_momentum: float = 0.9
+  chunk_images: int = 0
 
   @nn.compact
   def __call__(self, x, *, train: bool, mask: jax.Array | None = None, spatial: bool = False):
+    k = -(-x.shape[0] // self.chunk_images) if train and self.chunk_images > 0 else 1
+    xs = tuple(jnp.array_split(x, k)) if k > 1 else x
+    masks = tuple(jnp.array_split(mask, k)) if k > 1 and mask is not None else mask
     for i, c in enumerate(self.channels):
-      x = nn.Conv(c, (3, 3), padding="SAME", use_bias=False,
-                  kernel_init=conv_kernel_init, name=f"conv{i + 1}")(x)
-      x = MaskedBatchNorm(momentum=self.bn_momentum, name=f"bn{i + 1}")(
-          x, train=train, mask=mask)
-      x = max_pool_2x2(nn.relu(x))
+      conv = nn.Conv(c, (3, 3), padding="SAME", use_bias=False,
+                     kernel_init=conv_kernel_init, name=f"conv{i + 1}")
+      xs = tuple(conv(xc) for xc in xs) if k > 1 else conv(xs)
+      # batch norm -> ReLU -> 2×2 max pool, one op with its own gradient in training (pooling.py)
+      xs = MaskedBatchNorm(momentum=self.bn_momentum, relu_pool=True, name=f"bn{i + 1}")(
+          xs, train=train, mask=masks)
+    x = jnp.concatenate(xs) if k > 1 else xs
     if spatial:
       return x
     return x.mean(axis=(1, 2))

@@ -79,6 +79,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.backbone = "small_cnn"          # "small_cnn" (CPU, from scratch) or "alexnet" (GPU, 227/128)
   c.cnn_channels = (16, 32, 64, 64)  # small_cnn: output channels of its conv-BN-ReLU-pool stages
   c.bn_momentum = 0.9               # small_cnn: running-average momentum of batch norm
+  c.cpu_chunk_images = 10           # small_cnn on a 1-device CPU mesh: training runs the convs and
+                                    # batch-norm tails on slices of this many images (0: whole
+                                    # batch); the same function, faster (benchmarks/RESULTS.md)
   c.alexnet_fc = 4096               # alexnet: width of fc6 / fc7
   c.dropout = 0.5                   # alexnet: dropout after fc6 / fc7
   c.image_size = 64                 # network input side; images are resized (crop-and-resize) to it
@@ -118,10 +121,13 @@ def default_config() -> ml_collections.ConfigDict:
 
 # ------------------------------------------------------------------------------- model + views
 
-def build_model(cfg: ml_collections.ConfigDict, mode: str) -> stn_ranker.DeepSTN:
-  """The DeepSTN module of `mode` ("stn_only" | "combined") described by `cfg`."""
+def build_model(cfg: ml_collections.ConfigDict, mode: str,
+                chunk_images: int = 0) -> stn_ranker.DeepSTN:
+  """The DeepSTN module of `mode` ("stn_only" | "combined") described by `cfg`; a small CNN
+  trains on slices of `chunk_images` images (0: the whole batch; `SmallCNN`)."""
   if cfg.backbone == "small_cnn":
-    kwargs = (("channels", tuple(cfg.cnn_channels)), ("bn_momentum", float(cfg.bn_momentum)))
+    kwargs = (("channels", tuple(cfg.cnn_channels)), ("bn_momentum", float(cfg.bn_momentum)),
+              ("chunk_images", int(chunk_images)))
   elif cfg.backbone == "alexnet":
     kwargs = (("fc_dim", int(cfg.alexnet_fc)), ("dropout", float(cfg.dropout)))
   else:
@@ -232,7 +238,9 @@ def _cfg_key(cfg: ml_collections.ConfigDict) -> str:
 def _functions(cfg_json: str, mode: str, mesh: jax.sharding.Mesh) -> dict[str, Any]:
   """The jitted init / update / score / stn functions of one (config, mode, mesh), compiled once."""
   cfg = ml_collections.ConfigDict(json.loads(cfg_json))
-  model = build_model(cfg, mode)
+  # Slicing the batch only pays on one CPU device: on a mesh it would cut across the devices.
+  on_one_cpu = mesh.size == 1 and mesh.devices.flat[0].platform == "cpu"
+  model = build_model(cfg, mode, int(cfg.cpu_chunk_images) if on_one_cpu else 0)
   tx = make_optimizer(cfg)
   repl, data = mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh)
   size = int(cfg.image_size)
