@@ -330,7 +330,9 @@ One DeepSTN training step (combined mode: localisation net, STN patch with the b
 one shared backbone on patch and whole image, RankNet loss, backward, SGD momentum 0.9, weight
 decay 5e-4, localisation net at 0.1× lr), {args.pairs} pairs per step,
 {what}; each step gathers its batch from a uint8 pool by index on the host, in both.
-JAX: `rankers.deepstn.make_update_fn` (jit, donated state); PyTorch: the same layers with
+JAX: `rankers.deepstn.make_update_fn` (jit, donated state; the default config, so on the
+1-device CPU mesh the small CNN trains on slices of {cfg.cpu_chunk_images} images, and data-parallel
+meshes run whole per-device batches); PyTorch: the same layers with
 `F.affine_grid` / `F.grid_sample` and `torch.optim.SGD`. {args.warmup} warm-up steps, then
 {args.repeats} interleaved rounds of {args.steps} steps each; median and best round.
 Machine: {machine}.
