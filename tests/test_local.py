@@ -92,6 +92,23 @@ def test_chunking_and_gram_paths_agree():
   np.testing.assert_allclose(gathered, many.margin, rtol=1e-4, atol=1e-5)
 
 
+def test_pools_of_nearby_sizes_share_one_compiled_solver(monkeypatch):
+  """Training pairs and test images are padded to fixed sizes: pools of 80 and 90 pairs (and 30
+  and 40 test images) reuse one compiled solver, and the margins equal the unpadded solve's."""
+  local._compiled.cache_clear()
+  margins = []
+  for seed, P, M in ((2, 80, 30), (3, 90, 40)):
+    x, train, xt, test = _problem(seed=seed, P=P, M=M)
+    nbr = local.analogous_pairs(x, train, xt, test.a, test.b, k=10, chunk_size=8)
+    margins.append(local.solve_local(x, train, xt, test.a, test.b, nbr, chunk_size=8))
+    with monkeypatch.context() as m:
+      m.setattr(local, "_bucket", lambda n: n)
+      unpadded = local.solve_local(x, train, xt, test.a, test.b, nbr, chunk_size=8)
+    np.testing.assert_allclose(margins[-1], unpadded, rtol=1e-5, atol=1e-6)
+  solver = local._compiled("solve", None, 3, 7, max_iter=10, use_gram=True)
+  assert solver._cache_size() == 1 + 2  # the two padded pools share one; unpadded: one each
+
+
 @pytest.mark.slow
 def test_k_above_the_number_of_pairs_is_the_global_ranksvm():
   x, train, xt, test = _problem(seed=2, P=30)

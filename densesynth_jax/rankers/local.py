@@ -271,11 +271,27 @@ def solve_local(train_features, train_pairs: PairSet, test_features, test_a, tes
   use_gram = len(train_pairs) <= gram_max_pairs
   pair_gram = ranksvm.gram(diffs) if use_gram else jnp.zeros((1, 1), diffs.dtype)
   dtype = diffs.dtype
+  # Training pairs and test images padded to a few fixed sizes: an experiment fits many pools of
+  # slightly different sizes, and every new shape would compile the solver again (about a second
+  # per K on a CPU). Neighbour indices never reach the padding rows.
+  p, m = len(train_pairs), len(xt)
+  pad = lambda a, n: jnp.pad(jnp.asarray(a), [(0, n - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
+  diffs, targets, weights = (pad(a, _bucket(p)) for a in (diffs, targets, weights))
+  if use_gram:
+    pair_gram = jnp.pad(pair_gram, [(0, _bucket(p) - p)] * 2)
   return _run_chunked(
       "solve", (nbr.astype(np.int32), ta, tb),
-      (xt.astype(dtype), diffs, targets, weights, pair_gram, np.asarray(C, dtype),
-       np.asarray(tol, dtype)),
+      (pad(xt.astype(dtype), _bucket(m)), diffs, targets, weights, pair_gram,
+       np.asarray(C, dtype), np.asarray(tol, dtype)),
       chunk_size, mesh, max_iter=int(max_iter), use_gram=use_gram)
+
+
+def _bucket(n: int) -> int:
+  """The smallest of 2^k and 3·2^(k−1) (k ≥ 6) that holds n rows: at most a third more."""
+  size = 64
+  while size < n:
+    size = size * 3 // 2 if size & (size - 1) == 0 else size * 4 // 3
+  return size
 
 
 def local_ranksvm(train_features, train_pairs: PairSet, test_features, test_a, test_b, *,
