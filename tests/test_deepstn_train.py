@@ -8,6 +8,7 @@ import json
 import math
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -84,6 +85,17 @@ def test_optimizer_localisation_rate_and_decay():
   np.testing.assert_allclose(updates["head"]["kernel"], -cfg.lr * (1 + cfg.weight_decay))
   np.testing.assert_allclose(updates["loc"]["fc2"]["kernel"],
                              -cfg.lr * cfg.loc_lr_mult * (1 + cfg.weight_decay), rtol=1e-6)
+
+
+def test_a_config_saved_before_cpu_chunk_images_still_builds():
+  """Saved models keep their config; ones written before `cpu_chunk_images` existed lack it and
+  score with whole batches, the same function."""
+  from densesynth_jax import mesh as mesh_lib
+  cfg = tiny_config().to_dict()
+  del cfg["cpu_chunk_images"]
+  old = ml_collections.ConfigDict(cfg)
+  state = ranker.init_state(old, "combined", jax.random.key(0), mesh_lib.make_mesh(1))
+  assert jax.tree.leaves(state.params)
 
 
 def test_bad_inputs_and_nonfinite():

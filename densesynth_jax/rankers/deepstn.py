@@ -239,8 +239,9 @@ def _functions(cfg_json: str, mode: str, mesh: jax.sharding.Mesh) -> dict[str, A
   """The jitted init / update / score / stn functions of one (config, mode, mesh), compiled once."""
   cfg = ml_collections.ConfigDict(json.loads(cfg_json))
   # Slicing the batch only pays on one CPU device: on a mesh it would cut across the devices.
+  # (Models saved before the key existed have no `cpu_chunk_images`: whole batches.)
   on_one_cpu = mesh.size == 1 and mesh.devices.flat[0].platform == "cpu"
-  model = build_model(cfg, mode, int(cfg.cpu_chunk_images) if on_one_cpu else 0)
+  model = build_model(cfg, mode, int(cfg.get("cpu_chunk_images", 0)) if on_one_cpu else 0)
   tx = make_optimizer(cfg)
   repl, data = mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh)
   size = int(cfg.image_size)
