@@ -33,7 +33,8 @@ def _window_taps(x: jax.Array) -> tuple[jax.Array, ...]:
 def _scatter_to_taps(arg: jax.Array, g: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """Each window's gradient g (B, H/2, W/2, C) placed at its tap `arg` (0..3, row-major) of a
   (B, H, W, C) map, zeros elsewhere. Written as an iota compare on the upsampled maps: stacking
-  four per-tap maps miscompiled under XLA:CPU inside larger jitted gradients."""
+  four per-tap maps gave wrong gradients under jit inside larger gradients (seen, cause not
+  pinned down; tests/test_stn.py checks the compiled gradients)."""
   b, h2, w2, c = g.shape
   full = (b, h2, 2, w2, 2, c)
   up = lambda v: jnp.broadcast_to(v[:, :, None, :, None], full)
@@ -63,8 +64,9 @@ def _max_pool_2x2_even(x: jax.Array) -> jax.Array:
 
 def _max_pool_2x2_fwd(x):
   # The winning tap is found here and kept, not re-found in the backward by comparing the taps
-  # with the pooled value: XLA may recompute the taps there with different rounding (a fused
-  # producer), and then no tap matches and the gradient is lost.
+  # with the pooled value: compiled inside a larger gradient, that lost gradients (the likely
+  # cause: XLA recomputes the taps there from a fused producer with different rounding, so no
+  # tap matches the pooled value).
   return _max_pool_2x2_even(x), _first_max(_window_taps(x))[1]
 
 
